@@ -1,0 +1,85 @@
+# Shared set-up for bin/exchanger-up and bin/test: OS packages, the virtualenv, a running RabbitMQ.
+# Sourced, not run. Works as root on Debian/Ubuntu; elsewhere it says what is missing.
+
+EXCHANGER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="${EXCHANGER_VENV:-$EXCHANGER_ROOT/.venv}"
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+
+apt_install() {
+  # apt-get needs root; say what to run instead of failing obscurely.
+  if [ "$(id -u)" != "0" ]; then
+    say "missing OS packages: $*; install them with: sudo apt-get install -y $*"
+    return 1
+  fi
+  if [ -z "${_EXCHANGER_APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    _EXCHANGER_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_os_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing OS packages: ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+}
+
+ensure_venv() {
+  # $1: pip extras to install with the package ("" or "test").
+  local extras="${1:-}"
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    ensure_os_packages python3-venv
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating the virtualenv in $VENV"
+    python3 -m venv "$VENV"
+  fi
+  local spec="."
+  [ -n "$extras" ] && spec=".[$extras]"
+  local stamp="$VENV/.exchanger-installed-${extras:-base}"
+  local digest
+  digest="$(cat "$EXCHANGER_ROOT/setup.cfg" "$EXCHANGER_ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+    say "installing exchanger${extras:+ with [$extras]} into the virtualenv"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    (cd "$EXCHANGER_ROOT" && "$VENV/bin/python" -m pip install -q -e "$spec")
+    echo "$digest" >"$stamp"
+  fi
+}
+
+rabbitmq_running() {
+  rabbitmqctl -q status >/dev/null 2>&1
+}
+
+ensure_rabbitmq() {
+  if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+    say "RabbitMQ is not installed: installing rabbitmq-server"
+    apt_install rabbitmq-server
+  fi
+  export PATH="$PATH:/usr/sbin"
+  if rabbitmq_running; then
+    return 0
+  fi
+  say "starting RabbitMQ"
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    systemctl start rabbitmq-server
+  else
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+  fi
+  for _ in $(seq 1 90); do
+    if rabbitmq_running; then
+      rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+      say "RabbitMQ is up"
+      return 0
+    fi
+    sleep 1
+  done
+  say "RabbitMQ did not start within 90 s; see /var/log/rabbitmq/"
+  return 1
+}

@@ -1,0 +1,89 @@
+"""The message catalogue: each message type's root element, schema and where its identity fields live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from exchanger.xml.schema import CompiledSchema
+
+
+@dataclass(frozen=True)
+class MessageType:
+    """A message standard, defined by configuration alone."""
+
+    name: str
+    root: str  # Clark notation: {namespace}local
+    schema: CompiledSchema = field(compare=False, repr=False)
+    id_path: etree.XPath = field(compare=False, repr=False)
+    sender_path: etree.XPath = field(compare=False, repr=False)
+    receivers_path: etree.XPath | None = field(compare=False, repr=False)
+    fields: dict[str, etree.XPath] = field(default_factory=dict, compare=False, repr=False)
+    description: str = ""
+
+    def message_id(self, root: etree._Element) -> str | None:
+        """The sender's message id, or None when the document has none."""
+        return _first_text(self.id_path(root))
+
+    def sender(self, root: etree._Element) -> str | None:
+        """The sender the document names, or None."""
+        return _first_text(self.sender_path(root))
+
+    def receivers(self, root: etree._Element) -> list[str]:
+        """The receivers the document addresses, in document order, without repeats."""
+        if self.receivers_path is None:
+            return []
+        seen: dict[str, None] = {}
+        for value in _texts(self.receivers_path(root)):
+            seen.setdefault(value)
+        return list(seen)
+
+    def field_values(self, root: etree._Element) -> dict[str, str]:
+        """Every named field's string value, for routing predicates and logs."""
+        return {name: _first_text(path(root)) or "" for name, path in self.fields.items()}
+
+
+def _texts(result) -> list[str]:
+    if isinstance(result, list):
+        out = []
+        for item in result:
+            text = item.text if isinstance(item, etree._Element) else str(item)
+            if text is not None and text.strip():
+                out.append(text.strip())
+        return out
+    if result is None or result == "":
+        return []
+    return [str(result).strip()]
+
+
+def _first_text(result) -> str | None:
+    values = _texts(result)
+    return values[0] if values else None
+
+
+class Catalogue:
+    """All message types, found by root element in constant time."""
+
+    def __init__(self, types: list[MessageType], namespaces: dict[str, str]):
+        self.namespaces = dict(namespaces)
+        self._by_name = {t.name: t for t in types}
+        self._by_root = {t.root: t for t in types}
+
+    def __iter__(self):
+        return iter(self._by_name.values())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def get(self, name: str) -> MessageType | None:
+        """The message type of this name, or None."""
+        return self._by_name.get(name)
+
+    def for_root(self, tag: str) -> MessageType | None:
+        """The message type whose root element is ``tag`` (Clark notation), or None."""
+        return self._by_root.get(tag)
+
+    def names(self) -> tuple[str, ...]:
+        """Every message type name."""
+        return tuple(self._by_name)

@@ -1,0 +1,1 @@
+"""The ``exchanger`` command line."""

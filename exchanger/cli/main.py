@@ -1,0 +1,47 @@
+"""The ``exchanger`` command group and its shared options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from exchanger import __version__
+from exchanger.cli import documents, keys, mailbox, routes, run, topology
+from exchanger.cli.common import EXIT_CODES_HELP, Settings, default_config
+from exchanger.logging import LEVELS
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_config,
+    show_default="routes.yaml, or $EXCHANGER_CONFIG",
+    help="The exchange configuration (participants, catalogue, routes).",
+)
+@click.option(
+    "--amqp-url",
+    envvar="EXCHANGER_AMQP_URL",
+    default=None,
+    help="Broker URL (or $EXCHANGER_AMQP_URL); default amqp://127.0.0.1:5672/%2F. "
+    "Without a user in it, each command connects as the identity it acts for.",
+)
+@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
+@click.version_option(__version__, prog_name="exchanger")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, amqp_url: str | None, log_level: str) -> None:
+    """exchanger: the message-exchange hub of an electronic port.
+
+    Enterprises lodge signed XML declarations once; the exchange validates them against
+    their XSD, verifies the sender's signature and identity, routes them by routes.yaml,
+    signs what it forwards, and delivers to every agency entitled to them, with a signed
+    receipt back to the sender.
+    """
+    ctx.obj = Settings(config_path=config_path, amqp_url=amqp_url, log_level=log_level)
+
+
+for module in (run, topology, mailbox, documents, routes, keys):
+    for command in module.COMMANDS:
+        main.add_command(command)

@@ -1,0 +1,35 @@
+"""Load keys and certificates from PEM files and name certificates by fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+
+
+def load_certificate(path: Path | str) -> x509.Certificate:
+    """Load one X.509 certificate from a PEM (or, failing that, DER) file."""
+    data = Path(path).read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
+
+
+def load_private_key(path: Path | str) -> PrivateKey:
+    """Load an unencrypted RSA or EC private key from a PEM file."""
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    # Only the two key types the exchange issues and signs with are usable here.
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise ValueError(f"{path}: unsupported private key type {type(key).__name__}")
+    return key
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """Return the SHA-256 fingerprint of the certificate's DER encoding, lowercase hex."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()

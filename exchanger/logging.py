@@ -1,0 +1,34 @@
+"""Structured logs: JSON lines when not on a terminal, readable console output on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure(level: str = "info", *, json: bool | None = None, stream=None) -> None:
+    """Configure structlog (and the standard logging that pika uses) for this process."""
+    stream = stream or sys.stderr
+    if json is None:
+        json = not stream.isatty()
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    processors = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info if json else structlog.dev.set_exc_info,
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=stream.isatty()),
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )
+    # pika logs through the standard library; only its warnings are worth an operator's attention.
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, format="%(levelname)s %(name)s: %(message)s")

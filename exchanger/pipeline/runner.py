@@ -1,0 +1,185 @@
+"""The one loop that runs the stages, and the disposition it turns their outcome into."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Protocol
+
+import structlog
+from lxml import etree
+
+from exchanger.config import Config
+from exchanger.dsig.signer import Signer
+from exchanger.dsig.verifier import Verifier
+from exchanger.envelope import Envelope, Inbound
+from exchanger.outcome import Reason, Rejected
+from exchanger.pipeline.disposition import ACCEPTED, REJECTED, Disposition, Publication
+from exchanger.pipeline.stages.authenticate import Authenticate
+from exchanger.pipeline.stages.identify import Identify
+from exchanger.pipeline.stages.parse import Parse
+from exchanger.pipeline.stages.route import Route
+from exchanger.pipeline.stages.sign import Sign
+from exchanger.pipeline.stages.validate import Validate
+from exchanger.pipeline.stages.verify import Verify
+from exchanger.platform_documents import derived_id, platform_receipt
+from exchanger.transport.names import DEAD_EXCHANGE, MAILBOX_EXCHANGE
+
+log = structlog.get_logger("exchanger.pipeline")
+
+HEADER = "x-exchanger-"
+
+
+class Stage(Protocol):
+    """A pipeline stage: learns something about the envelope, or raises Rejected."""
+
+    name: str
+
+    def __call__(self, envelope: Envelope) -> None: ...
+
+
+class Pipeline:
+    """Runs every stage in order; a Rejected from any stage ends the run with a rejection."""
+
+    def __init__(self, config: Config, stages: list[Stage], signer: Signer):
+        self.config = config
+        self.stages = stages
+        self.signer = signer
+
+    def process(self, inbound: Inbound) -> Disposition:
+        """Turn one inbound message into the publications that settle it: copies and receipt, or dead letter and receipt."""
+        envelope = Envelope(inbound)
+        started = time.perf_counter()
+        try:
+            for stage in self.stages:
+                stage(envelope)
+                log.debug("stage.passed", stage=stage.name, **envelope.log_context())
+        except Rejected as rejected:
+            disposition = self._rejected(envelope, rejected.reasons)
+            log.warning(
+                "message.rejected",
+                stage=rejected.stage,
+                reasons=[r.describe() for r in rejected.reasons[:5]],
+                ms=round((time.perf_counter() - started) * 1000, 2),
+                **envelope.log_context(),
+            )
+            return disposition
+        disposition = self._accepted(envelope)
+        log.info("message.accepted", ms=round((time.perf_counter() - started) * 1000, 2), **envelope.log_context())
+        return disposition
+
+    def _receipt(self, envelope: Envelope, receiver: str, status: str, reasons: tuple[Reason, ...]) -> Publication:
+        deliveries = envelope.decision.deliveries if envelope.decision and status == ACCEPTED else ()
+        receipt_id = derived_id("receipt", receiver, envelope.message_id or "", envelope.digest, status)
+        document = platform_receipt(
+            receipt_id=receipt_id,
+            platform_id=self.config.platform.id,
+            receiver=receiver,
+            status=status,
+            digest=envelope.digest,
+            received_at=envelope.inbound.received_at,
+            config_version=self.config.version,
+            orig_message_id=envelope.message_id,
+            orig_message_type=envelope.message_type.name if envelope.message_type else None,
+            deliveries=deliveries,
+            reasons=reasons,
+        )
+        body = etree.tostring(self.signer.sign(document), xml_declaration=True, encoding="UTF-8")
+        headers = {
+            f"{HEADER}kind": "receipt",
+            f"{HEADER}status": status,
+            f"{HEADER}orig-digest": envelope.digest,
+            f"{HEADER}config-version": self.config.version,
+        }
+        if envelope.message_id:
+            headers[f"{HEADER}orig-message-id"] = envelope.message_id
+        return Publication(
+            MAILBOX_EXCHANGE,
+            receiver,
+            body,
+            message_id=receipt_id,
+            correlation_id=envelope.message_id or envelope.inbound.message_id,
+            type="PlatformReceipt",
+            headers=headers,
+        )
+
+    def _accepted(self, envelope: Envelope) -> Disposition:
+        base_headers = {
+            f"{HEADER}kind": "forward",
+            f"{HEADER}message-type": envelope.message_type.name,
+            f"{HEADER}sender": envelope.sender.id,
+            f"{HEADER}orig-message-id": envelope.message_id,
+            f"{HEADER}orig-digest": envelope.digest,
+            f"{HEADER}config-version": self.config.version,
+        }
+        publications = []
+        for delivery in envelope.decision.deliveries:
+            headers = dict(base_headers, **{f"{HEADER}route": delivery.route})
+            if delivery.approval is not None:
+                headers[f"{HEADER}approved-by"] = delivery.approval.by
+                headers[f"{HEADER}approval-ref"] = delivery.approval.ref
+            publications.append(
+                Publication(
+                    MAILBOX_EXCHANGE,
+                    delivery.to,
+                    envelope.forward,
+                    message_id=envelope.forward_id,
+                    correlation_id=envelope.message_id,
+                    type=envelope.message_type.name,
+                    headers=headers,
+                )
+            )
+        publications.append(self._receipt(envelope, envelope.sender.id, ACCEPTED, ()))
+        return Disposition(ACCEPTED, tuple(publications), context=envelope.log_context())
+
+    def _rejected(self, envelope: Envelope, reasons: list[Reason]) -> Disposition:
+        reasons = tuple(reasons)
+        inbound = envelope.inbound
+        headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
+        headers.update(
+            {
+                f"{HEADER}stage": reasons[0].stage,
+                f"{HEADER}reason": reasons[0].describe()[:1000],
+                f"{HEADER}reasons": json.dumps([r.as_dict() for r in reasons], ensure_ascii=False)[:60000],
+                f"{HEADER}digest": envelope.digest,
+                f"{HEADER}received-at": int(inbound.received_at * 1000),
+                f"{HEADER}config-version": self.config.version,
+            }
+        )
+        if inbound.user_id:
+            headers[f"{HEADER}user-id"] = inbound.user_id
+        if envelope.message_id:
+            headers[f"{HEADER}orig-message-id"] = envelope.message_id
+        publications = [
+            Publication(
+                DEAD_EXCHANGE,
+                "",
+                inbound.body,
+                message_id=inbound.message_id,
+                type=envelope.message_type.name if envelope.message_type else None,
+                headers=headers,
+                content_type="application/octet-stream",
+            )
+        ]
+        # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
+        connected = envelope.connected_as or (
+            self.config.registry.by_user(inbound.user_id) if inbound.user_id else None
+        )
+        if connected is not None:
+            publications.append(self._receipt(envelope, connected.id, REJECTED, reasons))
+        return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
+
+
+def build_pipeline(config: Config, signer: Signer | None = None) -> Pipeline:
+    """Assemble the stages for one configuration version; everything expensive is built here, once."""
+    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path)
+    stages: list[Stage] = [
+        Parse(config.limits.max_message_bytes),
+        Identify(config.catalogue),
+        Validate(),
+        Verify(config.registry, Verifier()),
+        Authenticate(config.registry),
+        Route(config.table),
+        Sign(signer, config.version),
+    ]
+    return Pipeline(config, stages, signer)

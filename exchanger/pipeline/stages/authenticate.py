@@ -1,0 +1,52 @@
+"""Stage 5: the broker-validated user, the sender the document names and the signer must be one participant."""
+
+from __future__ import annotations
+
+from exchanger.envelope import Envelope
+from exchanger.outcome import Reason, Rejected
+from exchanger.participants import Registry
+
+
+class Authenticate:
+    """One entry, one identity: connection, document and certificate agree, or the message is refused."""
+
+    name = "authenticate"
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def _reject(self, code: str, message: str) -> Rejected:
+        return Rejected(Reason(self.name, code, message))
+
+    def __call__(self, envelope: Envelope) -> None:
+        message_type = envelope.message_type
+        signed = envelope.signed_root
+        envelope.message_id = message_type.message_id(signed)
+        named = message_type.sender(signed)
+        user_id = envelope.inbound.user_id
+        if not user_id:
+            raise self._reject(
+                "identity.no-user-id",
+                "the message has no AMQP user_id; publish with user_id set to your broker user name",
+            )
+        connected = envelope.connected_as or self.registry.by_user(user_id)
+        if connected is None:
+            raise self._reject("identity.unknown-user", f"broker user {user_id!r} is not a participant")
+        envelope.connected_as = connected
+        if not envelope.message_id:
+            raise self._reject("identity.no-message-id", f"the {message_type.name} names no message id")
+        if not named:
+            raise self._reject("identity.no-sender", f"the {message_type.name} names no sender")
+        sender = self.registry.get(named)
+        if sender is None:
+            raise self._reject("identity.unknown-sender", f"the document's sender {named!r} is not a participant")
+        mismatches = []
+        if sender.id != connected.id:
+            mismatches.append(f"the document names sender {sender.id} but the connection is {connected.id}'s")
+        if envelope.signer.id != connected.id:
+            mismatches.append(f"the signature is {envelope.signer.id}'s but the connection is {connected.id}'s")
+        if mismatches:
+            raise self._reject("identity.mismatch", "; ".join(mismatches))
+        envelope.sender = sender
+        envelope.receivers = message_type.receivers(signed)
+        envelope.fields = message_type.field_values(signed)

@@ -1,0 +1,66 @@
+"""Stage 4: verify the sender's enveloped signature against that participant's pinned certificate."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from exchanger.dsig.verifier import SignatureError, Verifier
+from exchanger.envelope import Envelope
+from exchanger.outcome import Reason, Rejected
+from exchanger.participants import Registry
+
+_DS = "{http://www.w3.org/2000/09/xmldsig#}"
+_CERT_PATH = f"{_DS}Signature/{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"
+
+
+class Verify:
+    """Find the signer by the certificate in the signature, then verify against that certificate only.
+
+    From here on, stages read ``envelope.signed_root``: the content the signature covers.
+    """
+
+    name = "verify"
+
+    def __init__(self, registry: Registry, verifier: Verifier | None = None):
+        self.registry = registry
+        self.verifier = verifier or Verifier()
+        self._by_fingerprint = {
+            hashlib.sha256(cert.public_bytes(Encoding.DER)).digest(): participant
+            for participant in registry
+            for cert in participant.certificates
+        }
+
+    def _reject(self, code: str, message: str) -> Rejected:
+        return Rejected(Reason(self.name, code, message))
+
+    def __call__(self, envelope: Envelope) -> None:
+        root = envelope.tree.getroot()
+        cert_node = root.find(_CERT_PATH)
+        if cert_node is None or not (cert_node.text or "").strip():
+            raise self._reject(
+                "signature.missing",
+                "the document carries no enveloped ds:Signature with an X509Certificate "
+                "(sign it with your participant certificate, e.g. `exchanger sign FILE --as YOU`)",
+            )
+        try:
+            der = base64.b64decode("".join(cert_node.text.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise self._reject("signature.key-info", "the X509Certificate in KeyInfo is not valid base64") from None
+        signer = self._by_fingerprint.get(hashlib.sha256(der).digest())
+        if signer is None:
+            raise self._reject(
+                "signature.certificate",
+                f"signed with a certificate that is not registered with this exchange "
+                f"(sha256 {hashlib.sha256(der).hexdigest()[:16]}…)",
+            )
+        try:
+            verified = self.verifier.verify(root, signer.certificates)
+        except SignatureError as exc:
+            raise self._reject(exc.code, str(exc)) from None
+        envelope.signer = signer
+        envelope.signed_root = verified.signed_root
+

@@ -1,0 +1,95 @@
+"""One routing rule, and the participant selectors it matches senders and receivers with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from exchanger.participants import Participant
+
+ADDRESSED = "addressed"
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Matches participants by id (``ent-a``), by kind (``kind:customs``) or all (``*``)."""
+
+    ids: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    anyone: bool = False
+
+    @classmethod
+    def parse(cls, terms: list[str] | None) -> Selector:
+        """Build a selector from config terms; no terms means anyone."""
+        if not terms:
+            return cls(anyone=True)
+        ids, kinds, anyone = set(), set(), False
+        for term in terms:
+            if term == "*":
+                anyone = True
+            elif term.startswith("kind:"):
+                kinds.add(term[5:])
+            else:
+                ids.add(term)
+        return cls(frozenset(ids), frozenset(kinds), anyone)
+
+    def matches(self, participant: Participant) -> bool:
+        """True when the participant is selected."""
+        return self.anyone or participant.id in self.ids or participant.kind in self.kinds
+
+    def __str__(self) -> str:
+        if self.anyone:
+            return "*"
+        return ", ".join(sorted(self.ids) + [f"kind:{k}" for k in sorted(self.kinds)])
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The authority that approved sharing a document with a third party."""
+
+    by: str
+    ref: str
+
+    def __str__(self) -> str:
+        return f"{self.by} {self.ref}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One copy to deliver: to whom, under which rule, and under which approval if it is shared."""
+
+    to: str
+    route: str
+    approval: Approval | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """A rule: for these types from these senders (to these receivers, when this holds), deliver here."""
+
+    id: str
+    types: frozenset[str]
+    senders: Selector
+    receivers: Selector
+    deliver: tuple[str, ...]  # ADDRESSED and/or participant ids
+    when: etree.XPath | None = field(default=None, compare=False)
+    when_source: str | None = None
+    approval: Approval | None = None
+    description: str = ""
+
+    @property
+    def delivers_addressed(self) -> bool:
+        """True when the rule delivers to the receivers the document names."""
+        return ADDRESSED in self.deliver
+
+    @property
+    def copies(self) -> tuple[str, ...]:
+        """The third parties this rule copies to (data sharing)."""
+        return tuple(d for d in self.deliver if d != ADDRESSED)
+
+    def condition_holds(self, root: etree._Element, variables: dict[str, str]) -> bool:
+        """Evaluate the XPath predicate over the signed document; no predicate means true."""
+        if self.when is None:
+            return True
+        return bool(self.when(root, **variables))

@@ -1,0 +1,300 @@
+"""One worker process: pika's I/O loop on the main thread, XML and crypto on a compute thread.
+
+pika is not thread-safe, so only the I/O thread touches the connection; the compute thread hands
+each disposition back with ``add_callback_threadsafe``. An inbound delivery is acked only after
+every publication it needs (copies and receipt, or dead letter and receipt) has been confirmed.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pika
+import structlog
+
+from exchanger.config import ConfigError, load_config
+from exchanger.envelope import Inbound
+from exchanger.pipeline import Disposition, Pipeline, build_pipeline
+from exchanger.transport.backoff import Backoff
+from exchanger.transport.confirms import ConfirmTracker, Settlement
+from exchanger.transport.names import INBOUND_QUEUE
+
+log = structlog.get_logger("exchanger.worker")
+
+MAX_PUBLISH_ATTEMPTS = 6
+DRAIN_TIMEOUT = 30.0
+
+
+class Worker:
+    """Consume the inbound queue, run the pipeline, publish with confirms, ack when all confirmed."""
+
+    def __init__(self, config_path: Path, parameters: pika.ConnectionParameters, *, name: str = "worker-1"):
+        self.config_path = Path(config_path)
+        self.parameters = parameters
+        self.name = name
+        self.pipeline: Pipeline = build_pipeline(load_config(self.config_path))
+        self._work: queue.Queue = queue.Queue()
+        self._compute = threading.Thread(target=self._compute_loop, name=f"{name}-compute", daemon=True)
+        self._connection: pika.SelectConnection | None = None
+        self._channel = None
+        self._consumer_tag: str | None = None
+        self._tracker = ConfirmTracker()
+        self._generation = 0
+        self._unsettled = 0
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._reload_requested = threading.Event()
+        self._reconnect = Backoff(initial=0.5, cap=30.0)
+        self._publish_backoff = Backoff(initial=0.2, cap=10.0)
+        self.log = log.bind(worker=name)
+
+    # ---- lifecycle (main thread) -------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stopped, reconnecting with capped backoff whenever the broker goes away."""
+        self._compute.start()
+        self.log.info("worker.starting", config_version=self.pipeline.config.version)
+        while not self._stopping:
+            self._generation += 1
+            self._connection = pika.SelectConnection(
+                self.parameters,
+                on_open_callback=self._on_connection_open,
+                on_open_error_callback=self._on_connection_open_error,
+                on_close_callback=self._on_connection_closed,
+            )
+            self._connection.ioloop.start()
+            if self._stopping:
+                break
+            delay = self._reconnect.next_delay()
+            self.log.warning("broker.reconnecting", in_seconds=round(delay, 2))
+            if self._stopped.wait(delay):
+                break
+        self._work.put(None)
+        self._compute.join(timeout=10)
+        self.log.info("worker.stopped")
+
+    def stop(self) -> None:
+        """Stop gracefully: no new deliveries, finish and settle what is in flight, then close."""
+        self._stopped.set()
+        connection = self._connection
+        if connection is not None:
+            connection.ioloop.add_callback_threadsafe(self._begin_stop)
+        else:
+            self._stopping = True
+
+    def reload(self) -> None:
+        """Load the configuration again; it is swapped in between two messages if it checks out."""
+        self._reload_requested.set()
+
+    # ---- connection and channel (I/O thread) ---------------------------------------------
+
+    def _on_connection_open(self, connection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_open_error(self, connection, error) -> None:
+        self.log.warning("broker.unreachable", error=str(error) or type(error).__name__)
+        connection.ioloop.stop()
+
+    def _on_connection_closed(self, connection, reason) -> None:
+        self._forget_channel()
+        if not self._stopping:
+            self.log.warning("broker.connection_lost", reason=str(reason))
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel) -> None:
+        self._channel = channel
+        self._tracker = ConfirmTracker()
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_cancel_callback(self._on_consumer_cancelled)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_confirm_mode(self, _frame) -> None:
+        prefetch = self.pipeline.config.broker.prefetch
+        self._channel.basic_qos(prefetch_count=prefetch, callback=self._on_qos)
+
+    def _on_qos(self, _frame) -> None:
+        if self._stopping:
+            self._connection.close()
+            return
+        self._consumer_tag = self._channel.basic_consume(INBOUND_QUEUE, self._on_message)
+        self._reconnect.reset()
+        self.log.info("worker.consuming", queue=INBOUND_QUEUE, prefetch=self.pipeline.config.broker.prefetch)
+
+    def _on_channel_closed(self, channel, reason) -> None:
+        # Unacked deliveries return to the queue with the channel; their work is void now.
+        self._forget_channel()
+        if not self._stopping:
+            self.log.warning("broker.channel_closed", reason=str(reason))
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _on_consumer_cancelled(self, _frame) -> None:
+        self.log.warning("broker.consumer_cancelled", queue=INBOUND_QUEUE)
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _forget_channel(self) -> None:
+        if self._channel is not None:
+            self._generation += 1
+        self._channel = None
+        self._consumer_tag = None
+        self._tracker.abandon()
+        self._unsettled = 0
+
+    def _begin_stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.log.info("worker.draining", unsettled=self._unsettled)
+        if self._channel is not None and self._channel.is_open and self._consumer_tag:
+            self._channel.basic_cancel(self._consumer_tag)
+        self._connection.ioloop.call_later(DRAIN_TIMEOUT, self._close)
+        self._close_when_drained()
+
+    def _close_when_drained(self) -> None:
+        if self._stopping and self._unsettled == 0:
+            self._close()
+
+    def _close(self) -> None:
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            connection.close()
+        elif connection is not None and not connection.is_closing:
+            connection.ioloop.stop()
+
+    # ---- inbound (I/O thread) ------------------------------------------------------------
+
+    def _on_message(self, _channel, method, properties, body: bytes) -> None:
+        self._unsettled += 1
+        inbound = Inbound(
+            body=body,
+            user_id=properties.user_id,
+            message_id=properties.message_id,
+            headers=dict(properties.headers or {}),
+            redelivered=method.redelivered,
+        )
+        self._work.put((self._generation, method.delivery_tag, inbound))
+
+    # ---- compute (compute thread) ----------------------------------------------------------
+
+    def _compute_loop(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            if self._reload_requested.is_set():
+                self._reload()
+            generation, tag, inbound = item
+            if generation != self._generation:
+                continue  # its channel is gone and the broker will deliver it again
+            try:
+                disposition = self.pipeline.process(inbound)
+            except Exception:
+                # A fault of ours, not of the message: retry later; the queue's delivery limit
+                # dead-letters a message that fails every time, so nothing loops forever.
+                self.log.exception("pipeline.crashed", delivery_tag=tag)
+                self._from_compute(functools.partial(self._requeue_later, generation, tag))
+                continue
+            self._from_compute(functools.partial(self._settle, generation, tag, disposition))
+
+    def _from_compute(self, callback) -> None:
+        connection = self._connection
+        try:
+            connection.ioloop.add_callback_threadsafe(callback)
+        except Exception:  # the loop is closed; the delivery comes back on the next connection
+            self.log.debug("worker.callback_dropped")
+
+    def _reload(self) -> None:
+        self._reload_requested.clear()
+        try:
+            config = load_config(self.config_path)
+            pipeline = build_pipeline(config)
+        except ConfigError as exc:
+            self.log.error("config.reload_failed", problems=exc.problems, kept=self.pipeline.config.version)
+            return
+        except Exception as exc:  # a broken key or schema file must not take the worker down
+            self.log.error("config.reload_failed", problems=[str(exc)], kept=self.pipeline.config.version)
+            return
+        previous = self.pipeline.config.version
+        self.pipeline = pipeline
+        self.log.info("config.reloaded", previous=previous, config_version=config.version)
+
+    # ---- outbound (I/O thread) -------------------------------------------------------------
+
+    def _settle(self, generation: int, tag: int, disposition: Disposition) -> None:
+        if generation != self._generation or self._channel is None:
+            return
+        settlement = Settlement(tag, disposition.publications, payload=disposition)
+        self._publish(settlement, disposition.publications)
+
+    def _publish(self, settlement: Settlement, publications) -> None:
+        channel = self._channel
+        for publication in publications:
+            properties = pika.BasicProperties(
+                delivery_mode=pika.DeliveryMode.Persistent,
+                content_type=publication.content_type,
+                message_id=publication.message_id,
+                correlation_id=publication.correlation_id,
+                type=publication.type,
+                timestamp=int(time.time()),
+                app_id="exchanger",
+                headers=publication.headers,
+            )
+            key = (publication.exchange, publication.routing_key, publication.message_id)
+            self._tracker.published(settlement, publication, key)
+            channel.basic_publish(
+                publication.exchange, publication.routing_key, publication.body, properties, mandatory=True
+            )
+
+    def _on_return(self, _channel, method, properties, _body) -> None:
+        self._tracker.returned((method.exchange, method.routing_key, properties.message_id))
+        self.log.warning("delivery.unroutable", exchange=method.exchange, routing_key=method.routing_key)
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        ok = isinstance(method, pika.spec.Basic.Ack)
+        for settlement in self._tracker.confirmed(method.delivery_tag, method.multiple, ok):
+            self._on_settled(settlement)
+
+    def _on_settled(self, settlement: Settlement) -> None:
+        disposition: Disposition = settlement.payload
+        if not settlement.failed:
+            self._channel.basic_ack(settlement.delivery_tag)
+            self._unsettled -= 1
+            self._publish_backoff.reset()
+            self.log.debug("message.settled", outcome=disposition.outcome, **disposition.context)
+            self._close_when_drained()
+            return
+        failed = tuple(settlement.failed)
+        settlement.failed.clear()
+        settlement.attempts += 1
+        targets = sorted({f"{p.exchange}/{p.routing_key}" for p in failed})
+        if settlement.attempts >= MAX_PUBLISH_ATTEMPTS or self._stopping:
+            self.log.error("delivery.gave_up", targets=targets, attempts=settlement.attempts, **disposition.context)
+            self._requeue_later(self._generation, settlement.delivery_tag)
+            return
+        delay = self._publish_backoff.next_delay()
+        self.log.warning("delivery.retrying", targets=targets, in_seconds=round(delay, 2), **disposition.context)
+        generation = self._generation
+        self._connection.ioloop.call_later(delay, functools.partial(self._retry, generation, settlement, failed))
+
+    def _retry(self, generation: int, settlement: Settlement, failed) -> None:
+        if generation == self._generation and self._channel is not None:
+            self._publish(settlement, failed)
+
+    def _requeue_later(self, generation: int, tag: int) -> None:
+        delay = self._publish_backoff.next_delay()
+
+        def requeue():
+            if generation == self._generation and self._channel is not None and self._channel.is_open:
+                # requeue=True counts against the queue's delivery limit, after which the broker dead-letters it.
+                self._channel.basic_nack(tag, requeue=True)
+                self._unsettled -= 1
+                self._close_when_drained()
+
+        self._connection.ioloop.call_later(delay, requeue)

@@ -1,0 +1,1 @@
+"""Safe XML parsing and schema validation."""

@@ -1,0 +1,60 @@
+"""A complete exchange configuration on a fresh demo PKI: the bundled routes and catalogue, keys in a temp dir."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from exchanger.config import Config, load_config
+from exchanger.config.loader import read_identities
+from exchanger.dsig.signer import Signer
+from exchanger.keys.pki import init_demo_pki
+
+PROJECT = Path(__file__).resolve().parents[1]
+CORPUS = PROJECT.parent / "shared" / "corpus"
+SAMPLES = PROJECT / "samples"
+ROUTES = PROJECT / "routes.yaml"
+
+
+@dataclass
+class Exchange:
+    """The bundled configuration, bound to keys made for this test run."""
+
+    config_path: Path
+    keys_dir: Path
+    config: Config
+
+    def signer(self, participant: str) -> Signer:
+        """The signer with a participant's demo key."""
+        return Signer(self.keys_dir / participant / "key.pem", self.keys_dir / participant / "cert.pem")
+
+    def signed(self, participant: str, path_or_bytes) -> bytes:
+        """A document signed by a participant."""
+        data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+        return self.signer(participant).sign_bytes(data)
+
+    def password(self, user: str) -> str:
+        """A generated broker password."""
+        return (self.keys_dir / user / "amqp-password").read_text().strip()
+
+
+def write_config(directory: Path, keys_dir: Path, **overrides) -> Path:
+    """Write the bundled routes.yaml into ``directory`` with absolute paths and optional top-level overrides."""
+    data = yaml.safe_load(ROUTES.read_text())
+    data["keys_dir"] = str(keys_dir)
+    data["messages"] = str(PROJECT / data["messages"])
+    data.update(overrides)
+    path = directory / "routes.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def make_exchange(directory: Path, algorithm: str = "rsa") -> Exchange:
+    """Generate the demo PKI for every identity of the bundled configuration and load it."""
+    keys_dir = directory / "keys"
+    _, platform, participants, daemon_user = read_identities(ROUTES)
+    init_demo_pki(keys_dir, [platform, *participants], algorithm=algorithm)
+    config_path = write_config(directory, keys_dir)
+    return Exchange(config_path, keys_dir, load_config(config_path))
