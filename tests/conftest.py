@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from exchanger.keys import init_demo_pki, issue_certificate
 
@@ -44,3 +47,19 @@ def demo_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
     init_demo_pki(keys_dir, DEMO_PARTICIPANTS)
     issue_certificate(keys_dir, *EC_PARTICIPANT, "ec")
     return DemoPki(keys_dir)
+
+
+@pytest.fixture(scope="session")
+def exchange(tmp_path_factory: pytest.TempPathFactory):
+    """The bundled configuration on a fresh demo PKI, shared by the session."""
+    from exchange_fixture import make_exchange
+
+    return make_exchange(tmp_path_factory.mktemp("exchange"))
+
+
+@pytest.fixture(scope="session")
+def pipeline(exchange):
+    """The daemon's pipeline for the bundled configuration."""
+    from exchanger.pipeline import build_pipeline
+
+    return build_pipeline(exchange.config)

@@ -55,6 +55,6 @@ def make_exchange(directory: Path, algorithm: str = "rsa") -> Exchange:
     """Generate the demo PKI for every identity of the bundled configuration and load it."""
     keys_dir = directory / "keys"
     _, platform, participants, daemon_user = read_identities(ROUTES)
-    init_demo_pki(keys_dir, [platform, *participants], algorithm=algorithm)
+    init_demo_pki(keys_dir, [platform, *participants], algorithm=algorithm, daemon_user=daemon_user)
     config_path = write_config(directory, keys_dir)
     return Exchange(config_path, keys_dir, load_config(config_path))

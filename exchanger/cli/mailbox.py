@@ -17,7 +17,6 @@ from exchanger.cli.common import (
     read_password,
 )
 from exchanger.cli.documents import signer_for
-from exchanger.config.loader import ConfigError, read_identities
 from exchanger.platform_documents import NS
 from exchanger.transport.client import DeliveryError, drain_mailbox, publish_inbound
 from exchanger.transport.url import resolve_amqp_url, with_credentials
@@ -25,12 +24,14 @@ from exchanger.transport.url import resolve_amqp_url, with_credentials
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def _url_as(settings, participant: str) -> str:
-    try:
-        read_identities(settings.config_path)
-    except ConfigError as exc:
-        fail(f"the configuration {settings.config_path} cannot be read:", exc.problems)
-    return with_credentials(resolve_amqp_url(settings.amqp_url), participant, read_password(settings, participant))
+def _connect_as(settings, participant_id: str) -> tuple[str, str]:
+    """The broker URL with a participant's credentials, and its broker user (the user_id to publish with)."""
+    config = settings.load()
+    participant = config.registry.get(participant_id)
+    if participant is None:
+        fail(f"{participant_id!r} is not a participant", [f"participants: {', '.join(config.registry.ids())}"])
+    password = read_password(settings, participant.id, config)
+    return with_credentials(resolve_amqp_url(settings.amqp_url), participant.amqp_user, password), participant.amqp_user
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -40,7 +41,7 @@ def _url_as(settings, participant: str) -> str:
 @pass_settings
 def send(settings, files: tuple[Path, ...], participant: str, sign_it: bool) -> None:
     """Publish documents to the inbound queue as PARTICIPANT (the broker checks the user_id)."""
-    url = _url_as(settings, participant)
+    url, user = _connect_as(settings, participant)
     signer = signer_for(settings, participant) if sign_it else None
     for path in files:
         body = path.read_bytes()
@@ -50,7 +51,7 @@ def send(settings, files: tuple[Path, ...], participant: str, sign_it: bool) -> 
             except ValueError as exc:
                 fail(f"{path}: {exc}")
         try:
-            publish_inbound(url, body, user_id=participant)
+            publish_inbound(url, body, user_id=user)
         except DeliveryError as exc:
             fail(f"{path}: not accepted by the broker: {exc}", code=EXIT_BROKER)
         digest = hashlib.sha256(body).hexdigest()[:16]
@@ -98,7 +99,7 @@ def _describe(message, out: Path | None, index: int) -> list[str]:
 @pass_settings
 def receive(settings, participant: str, count: int | None, wait: float, out: Path | None) -> None:
     """Drain PARTICIPANT's mailbox, printing one line per message (acked once written)."""
-    url = _url_as(settings, participant)
+    url, _ = _connect_as(settings, participant)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     received = 0

@@ -12,6 +12,7 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XM
 from signxml.algorithms import SignatureConstructionMethod
 
 from exchanger.keys.material import PrivateKey, load_certificate, load_private_key
+from exchanger.xml.parser import parse_untrusted
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DS_SIGNATURE = f"{{{DS_NS}}}Signature"
@@ -26,7 +27,6 @@ KeySource = Union[PrivateKey, Path, str]
 CertSource = Union[x509.Certificate, Path, str]
 
 # lxml serialises concurrent use of one parser internally, so a single instance serves every caller.
-_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 class Signer:
@@ -63,20 +63,8 @@ class Signer:
 
     def sign_bytes(self, data: bytes) -> bytes:
         """Parse an XML document safely, sign it, and return the signed document as UTF-8 bytes."""
-        signed = self.sign(parse_untrusted(data))
+        signed = self.sign(parse_untrusted(data).getroot())
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
-
-
-def parse_untrusted(data: bytes) -> etree._Element:
-    """Parse XML from outside with no DTD, no entity expansion and no network access."""
-    root = etree.fromstring(data, parser=_SAFE_PARSER)
-    docinfo = root.getroottree().docinfo
-    # A DOCTYPE can declare entities and default attributes that change what is signed.
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise ValueError("XML documents with a DOCTYPE are not accepted")
-    if next(root.iter(etree.Entity), None) is not None:
-        raise ValueError("XML documents with entity references are not accepted")
-    return root
 
 
 def _reference_whole_document(sig_root: etree._Element, signing_settings: object) -> None:

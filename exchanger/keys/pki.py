@@ -46,6 +46,7 @@ def init_demo_pki(
     *,
     algorithm: str = "rsa",
     force: bool = False,
+    daemon_user: str = DAEMON_USER,
 ) -> list[Path]:
     """Create the demo CA, participant keys, certificates and broker passwords; return the files written."""
     keys_dir = Path(keys_dir)
@@ -62,7 +63,7 @@ def init_demo_pki(
             keys_dir, ca_cert, ca_key, participant_id, display_name, algorithm, force=force
         )
         written += _ensure_password(keys_dir / participant_id / "amqp-password", force=force)
-    written += _ensure_password(keys_dir / DAEMON_USER / "amqp-password", force=force)
+    written += _ensure_password(keys_dir / daemon_user / "amqp-password", force=force)
     return written
 
 

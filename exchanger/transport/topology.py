@@ -11,14 +11,38 @@ from typing import Any
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-INBOUND_EXCHANGE = "exchanger.inbound"
-INBOUND_QUEUE = "exchanger.inbound"
-INBOUND_ROUTING_KEY = "inbound"
-MAILBOX_EXCHANGE = "exchanger.mailbox"
-MAILBOX_PREFIX = "mailbox."
-DEAD_EXCHANGE = "exchanger.dead"
-DEAD_QUEUE = "exchanger.dead"
+from exchanger.transport.names import (
+    DEAD_EXCHANGE,
+    DEAD_QUEUE,
+    INBOUND_EXCHANGE,
+    INBOUND_QUEUE,
+    INBOUND_ROUTING_KEY,
+    MAILBOX_EXCHANGE,
+    MAILBOX_PREFIX,
+)
+
 DEFAULT_DELIVERY_LIMIT = 5
+
+__all__ = [
+    "DEAD_EXCHANGE",
+    "DEAD_QUEUE",
+    "DEFAULT_DELIVERY_LIMIT",
+    "INBOUND_EXCHANGE",
+    "INBOUND_QUEUE",
+    "INBOUND_ROUTING_KEY",
+    "MAILBOX_EXCHANGE",
+    "MAILBOX_PREFIX",
+    "PARTICIPANT_ID_PATTERN",
+    "BindingSpec",
+    "ExchangeSpec",
+    "QueueSpec",
+    "Topology",
+    "TopologyConflict",
+    "TopologyError",
+    "check_participant_id",
+    "declare",
+    "mailbox_queue_name",
+]
 
 # A participant id becomes a broker user name, a routing key, part of a queue
 # name and part of a permission regex, so it is kept to characters that are
@@ -58,7 +82,7 @@ class TopologyConflict(TopologyError):
         if argument is not None:
             text = (
                 f"{kind} '{name}' already exists with a different '{argument}': "
-                f"the broker has {current}, the exchange wants {wanted}. "
+                f"the broker has {current}, the configuration wants {wanted}. "
                 f"Delete the {kind} (after draining it) or change the configuration to match."
             )
         else:
@@ -172,6 +196,8 @@ class Topology:
         """Return the queues, the dead queue first."""
         live = self.queue_arguments()
         return (
+            # The dead queue has nowhere further to send a message, so one
+            # returned to it more than delivery_limit times is dropped.
             QueueSpec(self.dead_queue, self.queue_arguments(dead_letter=False)),
             QueueSpec(self.inbound_queue, dict(live)),
             *(QueueSpec(self.mailbox_queue(p), dict(live)) for p in self.participants),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, quote, urlsplit, urlunsplit
 
 import pika
 
@@ -79,14 +79,14 @@ def connection_parameters(
     return params
 
 
-def _split(url: str):  # noqa: ANN202 - urllib's SplitResult is a private type
+def _split(url: str) -> SplitResult:
     _check_scheme(url)
     return urlsplit(url)
 
 
 def _hostport(netloc: str) -> str:
-    # rpartition, because a password may contain "@" only when quoted but a
-    # hand-written URL sometimes has it raw; the host never contains "@".
+    # The last "@" ends the userinfo: a hand-written password sometimes holds
+    # a raw "@", the host never does.
     return netloc.rpartition("@")[2]
 
 

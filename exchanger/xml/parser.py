@@ -28,7 +28,6 @@ def _untrusted_parser() -> etree.XMLParser:
         dtd_validation=False,
         no_network=True,
         huge_tree=False,
-        collect_ids=False,
     )
 
 
