@@ -6,7 +6,7 @@ import itertools
 import os
 import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import unquote, urlsplit
 
 import pika
@@ -24,15 +24,6 @@ class BrokerUnreachable(Exception):
     """The tests cannot use the broker: not running, or not administrable from here."""
 
 
-@dataclass(frozen=True)
-class BrokerUser:
-    """A broker user made for a test, and a URL that logs in as it."""
-
-    name: str
-    password: str
-    url: str
-
-
 class Broker:
     """One test run's sandbox on the real broker; its vhosts and users are deleted by close()."""
 
@@ -44,8 +35,8 @@ class Broker:
         self._serial = itertools.count(1)
         self._vhosts: list[str] = []
         self._users: set[str] = set()
-        self.vhost = f"exchanger-test-{self.run_id}"
-        self.url = self.new_vhost(self.vhost)
+        self.vhost = self.new_vhost(f"exchanger-test-{self.run_id}")
+        self.url = self.admin_url(self.vhost)
 
     @classmethod
     def open(cls, env: Mapping[str, str] = os.environ) -> Broker:
@@ -70,30 +61,16 @@ class Broker:
         return f"t{self.run_id}-{label}{next(self._serial)}"
 
     def new_vhost(self, name: str | None = None) -> str:
-        """Create a vhost the admin user may do anything in; return its URL."""
+        """Create a vhost the admin user may do anything in; return its name."""
         name = name or f"exchanger-test-{self.run_id}-{next(self._serial)}"
         self.admin.add_vhost(name)
         self._vhosts.append(name)
         self.admin.set_permissions(name, self.admin_user, ".*", ".*", ".*")
-        return with_vhost(self.base_url, name)
+        return name
 
-    def new_user(
-        self,
-        label: str = "user",
-        *,
-        vhost: str | None = None,
-        configure: str = "^$",
-        write: str = "^$",
-        read: str = "^$",
-    ) -> BrokerUser:
-        """Create a user with the given permissions on a vhost (the run's by default)."""
-        name = self.unique(label)
-        password = secrets.token_urlsafe(16)
-        self.track_user(name)
-        self.admin.ensure_user(name, password)
-        vhost = vhost or self.vhost
-        self.admin.set_permissions(vhost, name, configure, write, read)
-        return BrokerUser(name, password, self.url_for(name, password, vhost))
+    def admin_url(self, vhost: str) -> str:
+        """Return the URL that logs in as the admin user on a vhost."""
+        return with_vhost(self.base_url, vhost)
 
     def track_user(self, name: str) -> None:
         """Have a user made by the code under test deleted along with the sandbox."""
@@ -109,52 +86,63 @@ class Broker:
         return with_vhost(with_credentials(self.base_url, user, password), vhost or self.vhost)
 
     def close(self) -> None:
-        """Delete every user and vhost the run made."""
-        for name in sorted(self._users):
-            self.admin.delete_user(name)
+        """Delete every user and vhost the run made, reporting what could not be deleted."""
+        failures = []
+        # Keep going after a failure so one stuck user does not leave every vhost behind.
+        steps = [(self.admin.delete_user, name) for name in sorted(self._users)]
+        steps += [(self.admin.delete_vhost, name) for name in reversed(self._vhosts)]
+        for delete, name in steps:
+            try:
+                delete(name)
+            except AdminError as exc:
+                failures.append(f"{name}: {exc}")
         self._users.clear()
-        for name in reversed(self._vhosts):
-            self.admin.delete_vhost(name)
         self._vhosts.clear()
+        if failures:
+            raise AdminError("could not clean up the test broker: " + "; ".join(failures))
 
 
-def unavailable(reason: str, env: Mapping[str, str] = os.environ) -> None:
+def unavailable(reason: str, env: Mapping[str, str] = os.environ) -> NoReturn:
     """Fail the test under CI, where the broker is part of the job, and skip it elsewhere."""
     if env.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
         pytest.fail(f"the RabbitMQ broker the tests need is unavailable: {reason}", pytrace=False)
     pytest.skip(f"RabbitMQ broker unavailable: {reason}")
 
 
-# Kept on the pytest config so that the run gets one sandbox even when this
-# module's fixtures are imported into more than one test module or conftest.
+# Kept on the pytest config so that the run gets one sandbox even when these
+# fixtures are imported into more than one test module or conftest.
 _SANDBOX = pytest.StashKey[Broker]()
 _UNREACHABLE = pytest.StashKey[str]()
 
 
-@pytest.fixture(scope="session")
-def broker(request: pytest.FixtureRequest) -> Broker:
-    """The run's broker sandbox (skipped, or failed under CI, when there is no broker)."""
-    stash = request.config.stash
-    if _UNREACHABLE in stash:
-        unavailable(stash[_UNREACHABLE])
-    if _SANDBOX not in stash:
+def run_sandbox(config: pytest.Config) -> Broker:
+    """Return the run's sandbox, making it on first use (skips, or fails under CI, without a broker)."""
+    stash = config.stash
+    if _SANDBOX not in stash and _UNREACHABLE not in stash:
         try:
-            sandbox = Broker.open()
+            stash[_SANDBOX] = Broker.open()
+            config.add_cleanup(stash[_SANDBOX].close)
         except BrokerUnreachable as exc:
             stash[_UNREACHABLE] = str(exc)
-            unavailable(str(exc))
-        stash[_SANDBOX] = sandbox
-        request.config.add_cleanup(sandbox.close)
+    if _UNREACHABLE in stash:
+        # Outside the except block, so the report is the reason alone, not pika's traceback.
+        unavailable(stash[_UNREACHABLE])
     return stash[_SANDBOX]
 
 
 @pytest.fixture(scope="session")
-def broker_vhost(broker: Broker) -> str:
-    """The name of the run's fresh vhost."""
-    return broker.vhost
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """The run's broker sandbox: admin, fresh vhost, throwaway users."""
+    return run_sandbox(request.config)
 
 
 @pytest.fixture(scope="session")
-def amqp_url(broker: Broker) -> Iterator[str]:
-    """The AMQP URL of the run's fresh vhost, logged in as the broker's admin user."""
-    yield broker.url
+def broker_vhost(request: pytest.FixtureRequest) -> str:
+    """The name of the run's fresh vhost."""
+    return run_sandbox(request.config).vhost
+
+
+@pytest.fixture(scope="session")
+def amqp_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The AMQP URL of the run's fresh vhost, logged in as the broker's admin user; deleted after the run."""
+    yield run_sandbox(request.config).url

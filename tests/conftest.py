@@ -10,6 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from broker import amqp_url, broker, broker_vhost  # noqa: E402,F401  (fixtures for every module)
+
 from exchanger.keys import init_demo_pki, issue_certificate
 
 DEMO_PARTICIPANTS = (

@@ -51,10 +51,21 @@ def write_config(directory: Path, keys_dir: Path, **overrides) -> Path:
     return path
 
 
-def make_exchange(directory: Path, algorithm: str = "rsa") -> Exchange:
-    """Generate the demo PKI for every identity of the bundled configuration and load it."""
+def make_exchange(directory: Path, algorithm: str = "rsa", user_prefix: str = "") -> Exchange:
+    """Generate the demo PKI for every identity of the bundled configuration and load it.
+
+    Broker users are global to a RabbitMQ node, so tests against a real broker give their
+    participants' users a prefix of their own rather than take over the bundled names.
+    """
     keys_dir = directory / "keys"
-    _, platform, participants, daemon_user = read_identities(ROUTES)
+    overrides = {}
+    if user_prefix:
+        data = yaml.safe_load(ROUTES.read_text())
+        for pid, spec in data["participants"].items():
+            spec["amqp_user"] = f"{user_prefix}{pid}"
+        data["broker"]["daemon_user"] = f"{user_prefix}exchanger"
+        overrides = {"participants": data["participants"], "broker": data["broker"]}
+    config_path = write_config(directory, keys_dir, **overrides)
+    _, platform, participants, daemon_user = read_identities(config_path)
     init_demo_pki(keys_dir, [platform, *participants], algorithm=algorithm, daemon_user=daemon_user)
-    config_path = write_config(directory, keys_dir)
     return Exchange(config_path, keys_dir, load_config(config_path))

@@ -82,6 +82,7 @@ def apply(settings, users: bool) -> None:
                 passwords,
                 daemon_user=daemon_user,
                 daemon_password=read_password(settings, daemon_user, config),
+                broker_users={p.id: p.amqp_user for p in config.registry},
             )
         except AdminError as exc:
             fail(str(exc), ["run as root on the broker's host, or use --no-users and create the users yourself"], EXIT_BROKER)

@@ -135,6 +135,10 @@ class Pipeline:
     def _rejected(self, envelope: Envelope, reasons: list[Reason]) -> Disposition:
         reasons = tuple(reasons)
         inbound = envelope.inbound
+        if envelope.message_id is None and envelope.message_type is not None:
+            # Read from the unverified document only so the sender can match the receipt to what it sent;
+            # nothing is decided on it.
+            envelope.message_id = envelope.message_type.message_id(envelope.tree.getroot())
         headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
         headers.update(
             {

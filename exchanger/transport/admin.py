@@ -77,7 +77,13 @@ class BrokerAdmin:
         if self.user_exists(name):
             self._run("change_password", _arg(name), stdin=password)
         else:
-            self._run("add_user", _arg(name), stdin=password)
+            try:
+                self._run("add_user", _arg(name), stdin=password)
+            except AdminError as exc:
+                # Someone else created it since we looked: fall back to an update.
+                if "already exists" not in str(exc):
+                    raise
+                self._run("change_password", _arg(name), stdin=password)
         # Always set, so that a tag given earlier (administrator, impersonator) is taken away.
         self._run("set_user_tags", _arg(name), *(_arg(tag) for tag in tags))
 

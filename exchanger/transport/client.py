@@ -11,7 +11,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from pika.adapters.blocking_connection import BlockingConnection
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from exchanger.transport.names import INBOUND_EXCHANGE, INBOUND_ROUTING_KEY
 from exchanger.transport.topology import mailbox_queue_name
@@ -123,7 +123,8 @@ def _publish(url: str, body: bytes, properties: pika.BasicProperties, timeout: f
         ) from exc
     except pika.exceptions.AMQPError as exc:
         raise DeliveryError(
-            f"the connection failed before the broker confirmed the message; it may or may not have arrived: {exc!r}"
+            "the connection failed before the broker confirmed the message; "
+            f"it may or may not have arrived: {exc!r}"
         ) from exc
     finally:
         _close_quietly(connection)
@@ -135,7 +136,7 @@ def drain_mailbox(
     *,
     count: int | None,
     wait: float,
-    queue: str | None = None,
+    mailbox: str | None = None,
 ) -> Iterator[Received]:
     """Yield messages from a participant's mailbox, each acknowledged once the caller is done with it.
 
@@ -146,7 +147,8 @@ def drain_mailbox(
     out again; on a quorum queue every such return counts towards the
     delivery limit, past which the broker dead-letters the message. Iteration
     stops after ``count`` messages (``None``: no limit) or once nothing has
-    arrived for ``wait`` seconds. The connection's heartbeats are not served
+    arrived for ``wait`` seconds. ``mailbox`` overrides the queue name.
+    The connection's heartbeats are not served
     while the caller holds a message, so a body that takes longer than about
     two heartbeat intervals loses the connection and sees the message again.
     """
@@ -154,7 +156,7 @@ def drain_mailbox(
         raise ValueError(f"count must be at least 1 or None, got {count}")
     if wait < 0:
         raise ValueError(f"wait must not be negative, got {wait}")
-    queue = queue or mailbox_queue_name(participant_id)
+    mailbox = mailbox or mailbox_queue_name(participant_id)
     connection = _connect(url, client_name=f"exchanger receive {participant_id}", timeout=max(wait, 10))
     try:
         channel = connection.channel()
@@ -163,11 +165,11 @@ def drain_mailbox(
         pause = _FIRST_PAUSE
         while count is None or received < count:
             try:
-                method, properties, body = channel.basic_get(queue, auto_ack=False)
+                method, properties, body = channel.basic_get(mailbox, auto_ack=False)
             except pika.exceptions.ChannelClosedByBroker as exc:
-                raise DeliveryError(_refusal(exc, participant_id, queue=queue)) from exc
+                raise DeliveryError(_refusal(exc, participant_id, mailbox=mailbox)) from exc
             except pika.exceptions.AMQPError as exc:
-                raise DeliveryError(f"lost the connection while reading '{queue}': {exc!r}") from exc
+                raise DeliveryError(f"lost the connection while reading '{mailbox}': {exc!r}") from exc
             if method is None:
                 idle = time.monotonic() - idle_since
                 if idle >= wait:
@@ -189,7 +191,7 @@ def drain_mailbox(
         _close_quietly(connection)
 
 
-def _settle(channel: Any, delivery_tag: int, handled: bool) -> None:
+def _settle(channel: BlockingChannel, delivery_tag: int, handled: bool) -> None:
     if handled:
         try:
             channel.basic_ack(delivery_tag)
@@ -233,21 +235,21 @@ def _connect(url: str, *, client_name: str, timeout: float) -> BlockingConnectio
         ) from exc
     except pika.exceptions.ProbableAccessDeniedError as exc:
         raise DeliveryError(
-            f"broker user '{params.credentials.username}' has no access to virtual host '{params.virtual_host}'"
+            f"broker user '{params.credentials.username}' may not use virtual host '{params.virtual_host}'"
         ) from exc
     except pika.exceptions.AMQPError as exc:
         raise DeliveryError(f"cannot connect to the broker at {redact(url)}: {exc!r}") from exc
 
 
-def _refusal(exc: pika.exceptions.ChannelClosedByBroker, user: str, *, queue: str | None = None) -> str:
+def _refusal(exc: pika.exceptions.ChannelClosedByBroker, user: str, *, mailbox: str | None = None) -> str:
     text = exc.reply_text or ""
     if exc.reply_code == 406 and "user_id" in text:
         return f"the broker refused user_id '{user}': it must equal the broker user logged in ({text})"
     if exc.reply_code == 403:
-        target = f"queue '{queue}'" if queue else f"exchange '{INBOUND_EXCHANGE}'"
+        target = f"queue '{mailbox}'" if mailbox else f"exchange '{INBOUND_EXCHANGE}'"
         return f"the broker user is not allowed to use {target} ({text})"
     if exc.reply_code == 404:
-        target = f"queue '{queue}'" if queue else f"exchange '{INBOUND_EXCHANGE}'"
+        target = f"queue '{mailbox}'" if mailbox else f"exchange '{INBOUND_EXCHANGE}'"
         return f"{target} does not exist (has the topology been applied?) ({text})"
     return f"the broker closed the channel: {exc.reply_code} {text}"
 

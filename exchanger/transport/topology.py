@@ -165,15 +165,13 @@ class Topology:
         return check_participant_id(participant_id)
 
     def queue_arguments(self, *, dead_letter: bool = True) -> dict[str, Any]:
-        """Return the arguments every queue is declared with."""
-        arguments: dict[str, Any] = {
-            "x-queue-type": "quorum",
-            # Without an explicit limit a poison message is redelivered forever on 3.x.
-            "x-delivery-limit": self.delivery_limit,
-        }
+        """Return the arguments a queue is declared with; the dead queue itself has no limit and no DLX."""
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
         if dead_letter:
             arguments.update(
                 {
+                    # Without an explicit limit a poison message is redelivered forever on 3.x.
+                    "x-delivery-limit": self.delivery_limit,
                     "x-dead-letter-exchange": self.dead_exchange,
                     # Default strategy (at-most-once) drops the message if the dead
                     # queue cannot take it; at-least-once keeps it in the source queue.

@@ -1,0 +1,224 @@
+"""End to end: `exchanger run` as a subprocess on the real broker, every bundled sample pushed through."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pika
+import pytest
+from lxml import etree
+
+from exchange_fixture import SAMPLES, make_exchange
+from exchanger.platform_documents import NS
+from exchanger.transport.client import drain_mailbox
+from exchanger.transport.names import DEAD_QUEUE
+from exchanger.transport.url import with_credentials, with_vhost
+
+pytestmark = [pytest.mark.broker, pytest.mark.e2e]
+
+# (sample, sender, destinations): what routes.yaml promises.
+VALID = [
+    ("customs-declaration/valid.xml", "ent-a", ["customs"]),
+    ("customs-declaration/valid-with-inspection.xml", "ent-a", ["customs", "ciq"]),
+    ("inspection-declaration/valid.xml", "ent-a", ["ciq"]),
+    ("inspection-certificate/valid.xml", "ciq", ["customs"]),
+    ("cargo-manifest/valid.xml", "rail", ["customs", "terminal"]),
+    ("export-rebate-data/valid.xml", "customs", ["tax"]),
+    ("forex-verification/valid.xml", "ent-a", ["forex"]),
+    ("agency-receipt/valid.xml", "customs", ["ent-a"]),
+]
+BROKEN = [
+    ("customs-declaration/broken.xml", "ent-a"),
+    ("inspection-declaration/broken.xml", "ent-a"),
+    ("inspection-certificate/broken.xml", "ciq"),
+    ("cargo-manifest/broken.xml", "rail"),
+    ("export-rebate-data/broken.xml", "customs"),
+    ("forex-verification/broken.xml", "ent-a"),
+    ("agency-receipt/broken.xml", "customs"),
+]
+CU = "{urn:eport:common:1}"
+
+
+def _cli(exchange, url, *args, check=True, timeout=120):
+    result = subprocess.run(
+        [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, f"exchanger {' '.join(args)}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+def _message_id(path: Path) -> str:
+    return etree.parse(str(path)).getroot().findtext(f"*/{CU}MessageId")
+
+
+class Daemon:
+    """`exchanger run` in a child process, its JSON log lines collected as they come."""
+
+    def __init__(self, exchange, url: str, workers: int):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url,
+             "run", "--workers", str(workers), "--json-logs"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.events: list[dict] = []
+        self.raw: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.raw.append(line)
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                pass
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(1 for e in self.events if e.get("event") == event) >= count:
+                return
+            assert self.process.poll() is None, "".join(self.raw)
+            time.sleep(0.1)
+        pytest.fail(f"no {count}x {event} within {timeout}s:\n" + "".join(self.raw[-50:]))
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def deployment(broker, tmp_path_factory):
+    """The bundled configuration with this run's broker users, its topology and users applied."""
+    exchange = make_exchange(tmp_path_factory.mktemp("deployment"), user_prefix=broker.unique("u") + "-")
+    for participant in exchange.config.registry:
+        broker.track_user(participant.amqp_user)
+    broker.track_user(exchange.config.broker.daemon_user)
+    # No credentials in the URL: each command connects as the identity it acts for.
+    exchange.url = with_vhost("amqp://127.0.0.1:5672/", broker.vhost)
+    applied = _cli(exchange, broker.url, "topology", "apply")
+    assert "quorum queues" in applied.stdout
+    return exchange
+
+
+def _mailbox(exchange, participant: str, count: int):
+    user = exchange.config.registry.get(participant).amqp_user
+    url = with_credentials(exchange.url, user, exchange.password(participant))
+    return list(drain_mailbox(url, participant, count=count, wait=20))
+
+
+def test_every_sample_reaches_exactly_where_routes_say(deployment, broker, tmp_path):
+    exchange = deployment
+    daemon = Daemon(exchange, exchange.url, workers=2)
+    try:
+        daemon.wait_for("worker.consuming", count=2)
+        senders = sorted({s for _, s, _ in VALID} | {s for _, s in BROKEN})
+        for sender in senders:
+            files = [str(SAMPLES / f) for f, s, *_ in VALID + BROKEN if s == sender]
+            sent = _cli(exchange, exchange.url, "send", "--sign", "--as", sender, *files)
+            assert sent.stdout.count("sent ") == len(files)
+        # An unsigned declaration and a hostile one, from ent-b.
+        hostile = tmp_path / "hostile.xml"
+        hostile.write_bytes(b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>')
+        _cli(exchange, exchange.url, "send", "--as", "ent-b", str(SAMPLES / "customs-declaration/valid.xml"), str(hostile))
+
+        expected: dict[str, Counter] = {p: Counter() for p in exchange.config.registry.ids()}
+        for sample, sender, destinations in VALID:
+            for destination in destinations:
+                expected[destination][("forward", _message_id(SAMPLES / sample))] += 1
+            expected[sender][("receipt accepted", _message_id(SAMPLES / sample))] += 1
+        for sample, sender in BROKEN:
+            expected[sender][("receipt rejected", _message_id(SAMPLES / sample))] += 1
+        # ent-b's unsigned declaration is refused and its receipt names the message; the hostile one has no id.
+        expected["ent-b"][("receipt rejected", _message_id(SAMPLES / "customs-declaration/valid.xml"))] += 1
+        expected["ent-b"][("receipt rejected", None)] += 1
+
+        for participant, wanted in expected.items():
+            total = sum(wanted.values())
+            if total == 0:
+                continue
+            got = _mailbox(exchange, participant, total)
+            seen = Counter()
+            for message in got:
+                kind = message.headers["x-exchanger-kind"]
+                if kind == "receipt":
+                    kind = f"receipt {message.headers['x-exchanger-status']}"
+                seen[(kind, message.headers.get("x-exchanger-orig-message-id"))] += 1
+            assert seen == wanted, participant
+        # Nothing more is waiting anywhere.
+        for participant in expected:
+            assert _mailbox_is_empty(exchange, participant)
+
+        # Every rejected input is in the dead-letter queue with its original bytes and the reason.
+        dead = _drain_dead(broker.url)
+        assert len(dead) == len(BROKEN) + 2
+        stages = Counter(h["x-exchanger-stage"] for h, _ in dead)
+        assert stages == {"validate": len(BROKEN), "verify": 1, "parse": 1}
+        assert any(body == hostile.read_bytes() for _, body in dead)
+    finally:
+        code = daemon.stop()
+    assert code == 0, "".join(daemon.raw[-30:])
+    assert any(e.get("event") == "worker.stopped" for e in daemon.events)
+
+
+def _mailbox_is_empty(exchange, participant) -> bool:
+    user = exchange.config.registry.get(participant).amqp_user
+    url = with_credentials(exchange.url, user, exchange.password(participant))
+    return list(drain_mailbox(url, participant, count=1, wait=0.5)) == []
+
+
+def _drain_dead(admin_url: str) -> list[tuple[dict, bytes]]:
+    connection = pika.BlockingConnection(pika.URLParameters(admin_url))
+    channel = connection.channel()
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get(DEAD_QUEUE, auto_ack=True)
+        if method is None:
+            break
+        messages.append((properties.headers or {}, body))
+    connection.close()
+    return messages
+
+
+def test_walkthrough_commands(deployment, tmp_path):
+    """The README's walkthrough: send as an enterprise, receive at customs and ciq, verify, read the receipt."""
+    exchange = deployment
+    daemon = Daemon(exchange, exchange.url, workers=1)
+    try:
+        daemon.wait_for("worker.consuming")
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a",
+             str(SAMPLES / "customs-declaration/valid-with-inspection.xml"))
+        customs = _cli(exchange, exchange.url, "receive", "customs", "--count", "1", "--wait", "20", "--out", str(tmp_path / "customs"))
+        assert "CustomsDeclaration" in customs.stdout and "via route declaration-to-customs" in customs.stdout
+        ciq = _cli(exchange, exchange.url, "receive", "ciq", "--count", "1", "--wait", "20", "--out", str(tmp_path / "ciq"))
+        assert "shared under GACC" in ciq.stdout
+        receipt = _cli(exchange, exchange.url, "receive", "ent-a", "--count", "1", "--wait", "20")
+        assert "receipt accepted" in receipt.stdout and "delivered to customs, ciq" in receipt.stdout
+        (forward,) = (tmp_path / "customs").iterdir()
+        verified = _cli(exchange, exchange.url, "verify", str(forward), "--extract", str(tmp_path / "original.xml"))
+        assert verified.stdout.count("OK") == 2
+        xmlsec = subprocess.run(
+            ["xmlsec1", "--verify", "--trusted-pem", str(exchange.keys_dir / "ca" / "cert.pem"), str(forward)],
+            capture_output=True, text=True,
+        )
+        assert xmlsec.returncode == 0, xmlsec.stderr
+        broken = _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a", str(SAMPLES / "customs-declaration/broken.xml"))
+        assert broken.returncode == 0
+        reply = _cli(exchange, exchange.url, "receive", "ent-a", "--count", "1", "--wait", "20")
+        assert "receipt rejected" in reply.stdout
+        assert "[validate/xsd] (line" in reply.stdout and "HSCode" in reply.stdout
+    finally:
+        assert daemon.stop() == 0
