@@ -1,8 +1,8 @@
-"""The three ways a message can leave a stage early: rejected, retried later, or a duplicate."""
+"""How a stage says a message cannot go on: a located reason, and the permanent rejection that carries them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,3 @@ class Rejected(Exception):
     def stage(self) -> str:
         """The stage that rejected the message."""
         return self.reasons[0].stage
-
-
-class Transient(Exception):
-    """A temporary failure outside the message (broker, store): try again later, boundedly."""
-
-
-@dataclass
-class Duplicate(Exception):
-    """The message was already accepted; the sender gets the original receipt again."""
-
-    original_receipt: bytes | None = field(default=None)
-
-    def __str__(self) -> str:
-        return "duplicate of an accepted message"

@@ -184,11 +184,17 @@ class Worker:
 
     def _compute_loop(self) -> None:
         while True:
-            item = self._work.get()
-            if item is None:
-                return
+            # The reload flag is checked between two messages, and at least once a second when idle.
+            try:
+                item = self._work.get(timeout=1.0)
+            except queue.Empty:
+                item = ()
             if self._reload_requested.is_set():
                 self._reload()
+            if item is None:
+                return
+            if not item:
+                continue
             generation, tag, inbound = item
             if generation != self._generation:
                 continue  # its channel is gone and the broker will deliver it again

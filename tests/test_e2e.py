@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pika
 import pytest
+import yaml
 from lxml import etree
 
 from exchange_fixture import SAMPLES, make_exchange
@@ -220,5 +221,88 @@ def test_walkthrough_commands(deployment, tmp_path):
         reply = _cli(exchange, exchange.url, "receive", "ent-a", "--count", "1", "--wait", "20")
         assert "receipt rejected" in reply.stdout
         assert "[validate/xsd] (line" in reply.stdout and "HSCode" in reply.stdout
+    finally:
+        assert daemon.stop() == 0
+
+
+def _delete_queue(admin_url: str, queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(admin_url))
+    connection.channel().queue_delete(queue)
+    connection.close()
+
+
+def test_a_copy_to_a_missing_mailbox_waits_until_it_is_back(deployment, broker):
+    """A destination queue deleted and recreated: the copy is returned (mandatory), retried, and delivered."""
+    exchange = deployment
+    daemon = Daemon(exchange, exchange.url, workers=1)
+    try:
+        daemon.wait_for("worker.consuming")
+        _delete_queue(broker.url, "mailbox.tax")
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "customs", str(SAMPLES / "export-rebate-data/valid.xml"))
+        daemon.wait_for("delivery.unroutable")
+        daemon.wait_for("delivery.retrying")
+        _cli(exchange, broker.url, "topology", "apply", "--no-users")
+        (copy,) = _mailbox(exchange, "tax", 1)
+        assert copy.headers["x-exchanger-orig-message-id"] == _message_id(SAMPLES / "export-rebate-data/valid.xml")
+        (receipt,) = _mailbox(exchange, "customs", 1)
+        assert receipt.headers["x-exchanger-status"] == "accepted"
+        assert _mailbox_is_empty(exchange, "tax")
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_sighup_reloads_and_keeps_the_last_good_configuration(deployment, tmp_path):
+    """Reload swaps a checked configuration in; a broken one is refused and the running one kept."""
+    exchange = deployment
+    live = tmp_path / "live.yaml"
+    original = exchange.config_path.read_text()
+    live.write_text(original)
+    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    local.url = exchange.url
+    sample = str(SAMPLES / "customs-declaration/valid-with-inspection.xml")
+    daemon = Daemon(local, exchange.url, workers=2)
+    try:
+        daemon.wait_for("worker.consuming", count=2)
+        _cli(local, exchange.url, "send", "--sign", "--as", "ent-a", sample)
+        (before,) = _mailbox(local, "customs", 1)
+        (shared,) = _mailbox(local, "ciq", 1)
+        old_version = before.headers["x-exchanger-config-version"]
+
+        data = yaml.safe_load(original)
+        data["routes"] = [r for r in data["routes"] if r["id"] != "declaration-copy-to-inspection"]
+        live.write_text(yaml.safe_dump(data, sort_keys=False))
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for("config.reloaded", count=2)  # both workers, idle ones too
+        _cli(local, exchange.url, "send", "--sign", "--as", "ent-a", sample, sample, sample)
+        after = _mailbox(local, "customs", 3)
+        new_versions = {m.headers["x-exchanger-config-version"] for m in after}
+        assert len(new_versions) == 1 and old_version not in new_versions
+        assert _mailbox_is_empty(local, "ciq")  # the sharing rule is gone
+
+        live.write_text("routes: [this is: not valid")
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for("config.reload_failed", count=2)
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a", sample)
+        (kept,) = _mailbox(local, "customs", 1)
+        assert {kept.headers["x-exchanger-config-version"]} == new_versions
+        assert len(_mailbox(local, "ent-a", 5)) == 5  # every message got its receipt
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_worker_that_dies_is_restarted(deployment):
+    """kill -9 of one worker: the supervisor starts another; its unacked messages come back from the broker."""
+    exchange = deployment
+    daemon = Daemon(exchange, exchange.url, workers=2)
+    try:
+        daemon.wait_for("worker.consuming", count=2)
+        pid = next(e["pid"] for e in daemon.events if e.get("event") == "worker.started")
+        os.kill(pid, signal.SIGKILL)
+        daemon.wait_for("worker.died")
+        daemon.wait_for("worker.consuming", count=3)
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a", str(SAMPLES / "forex-verification/valid.xml"))
+        (copy,) = _mailbox(exchange, "forex", 1)
+        assert copy.headers["x-exchanger-kind"] == "forward"
+        _mailbox(exchange, "ent-a", 1)
     finally:
         assert daemon.stop() == 0

@@ -123,6 +123,7 @@ def _catalogue_from(data: dict, base: Path, where: str, problems: _Problems, dig
         types_data = {}
     types: list[MessageType] = []
     roots: dict[str, str] = {}
+    schemas: dict[tuple, CompiledSchema] = {}  # several types often share one XSD: compile it once
     for name, spec in types_data.items():
         at = f"{where} types.{name}"
         if not isinstance(spec, dict):
@@ -142,8 +143,9 @@ def _catalogue_from(data: dict, base: Path, where: str, problems: _Problems, dig
             if missing:
                 problems.add(f"{at}.xsd", f"schema file not found: {', '.join(missing)}")
             else:
+                key = (tuple(p.resolve() for p in xsd_paths), spec.get("engine", "libxml2"))
                 try:
-                    schema = CompiledSchema(xsd_paths, engine=spec.get("engine", "libxml2"))
+                    schema = schemas.get(key) or schemas.setdefault(key, CompiledSchema(xsd_paths, engine=key[1]))
                 except SchemaLoadError as exc:
                     problems.add(f"{at}.xsd", f"does not compile: {exc}")
         id_path = _compile_xpath(spec.get("id"), namespaces, f"{at}.id", problems)
