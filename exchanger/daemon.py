@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import structlog
 
 from exchanger import logging as exchange_logging
+from exchanger.config import Config
+from exchanger.health import ConfigState, ExchangeCollector, Readiness, serve
 from exchanger.transport.backoff import Backoff
 
 log = structlog.get_logger("exchanger.daemon")
 
 
 def _worker_main(config_path: str, amqp_url: str, name: str, log_level: str, json_logs: bool | None) -> None:
-    """Entry point of a worker process (spawned, so it imports nothing from its parent's state)."""
+    """Entry point of a worker process (spawned, so it starts from a clean interpreter)."""
     from exchanger.transport.url import connection_parameters
     from exchanger.worker import Worker
 
@@ -29,17 +34,48 @@ def _worker_main(config_path: str, amqp_url: str, name: str, log_level: str, jso
     worker.run()
 
 
-def run_in_process(config_path: Path, amqp_url: str, *, log_level: str = "info", json_logs: bool | None = None) -> None:
-    """Run one worker in this process (``--workers 1``): the simplest thing to debug."""
-    _worker_main(str(config_path), amqp_url, "worker-1", log_level, json_logs)
+def _refresh_later(state: ConfigState) -> None:
+    # Loading a configuration takes a while; a signal handler must not block the I/O loop for it.
+    threading.Thread(target=state.refresh, name="exchanger-config-check", daemon=True).start()
+
+
+def run_in_process(config: Config, amqp_url: str, *, metrics_address: tuple[str, int], log_level: str = "info",
+                   json_logs: bool | None = None) -> None:
+    """Run one worker in this process (``--workers 1``), with the HTTP endpoint in a thread."""
+    from prometheus_client import REGISTRY
+
+    from exchanger.transport.url import connection_parameters
+    from exchanger.worker import Worker
+
+    exchange_logging.configure(log_level, json=json_logs)
+    state = ConfigState(config)
+    REGISTRY.register(ExchangeCollector(state, amqp_url))
+    server = serve(*metrics_address, REGISTRY, Readiness(REGISTRY, state, workers=1))
+    worker = Worker(config.path, connection_parameters(amqp_url, client_name="exchanger worker-1"), name="worker-1")
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+
+    def on_hup(*_):
+        worker.reload()
+        _refresh_later(state)
+
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        worker.run()
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
 class Supervisor:
-    """Starts N worker processes, forwards signals to them, and restarts one that dies (with backoff)."""
+    """Starts N worker processes, forwards signals to them, restarts one that dies (with backoff), serves HTTP."""
 
-    def __init__(self, config_path: Path, amqp_url: str, workers: int, *, log_level: str, json_logs: bool | None):
-        self.args = (str(config_path), amqp_url)
+    def __init__(self, config: Config, amqp_url: str, workers: int, *, metrics_address: tuple[str, int],
+                 log_level: str, json_logs: bool | None):
+        self.config = config
+        self.amqp_url = amqp_url
         self.count = workers
+        self.metrics_address = metrics_address
         self.log_level = log_level
         self.json_logs = json_logs
         self.context = multiprocessing.get_context("spawn")
@@ -49,7 +85,10 @@ class Supervisor:
 
     def _start(self, name: str) -> None:
         process = self.context.Process(
-            target=_worker_main, args=(*self.args, name, self.log_level, self.json_logs), name=name, daemon=False
+            target=_worker_main,
+            args=(str(self.config.path), self.amqp_url, name, self.log_level, self.json_logs),
+            name=name,
+            daemon=False,
         )
         process.start()
         self.processes[name] = process
@@ -60,31 +99,55 @@ class Supervisor:
             if process.is_alive():
                 os.kill(process.pid, signum)
 
+    def _serve_metrics(self, directory: str, state: ConfigState):
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        registry.register(ExchangeCollector(state, self.amqp_url))
+        return serve(*self.metrics_address, registry, Readiness(registry, state, workers=self.count))
+
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT; return the exit status."""
+        from prometheus_client.multiprocess import mark_process_dead
+
+        # Workers write their metrics to files here; it must be set before they start.
+        directory = tempfile.mkdtemp(prefix="exchanger-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        state = ConfigState(self.config)
+        server = self._serve_metrics(directory, state)
 
         def on_stop(signum, _frame):
             self.stopping = True
             self._signal_all(signal.SIGTERM)
 
+        def on_hup(*_):
+            self._signal_all(signal.SIGHUP)
+            _refresh_later(state)
+
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, lambda *_: self._signal_all(signal.SIGHUP))
-        for index in range(self.count):
-            self._start(f"worker-{index + 1}")
-        while True:
-            time.sleep(0.5)
-            for name, process in list(self.processes.items()):
-                if process.is_alive():
-                    continue
-                if self.stopping:
-                    continue
-                delay = self.backoff.next_delay()
-                log.error("worker.died", worker=name, exitcode=process.exitcode, restart_in=round(delay, 1))
-                time.sleep(delay)
-                self._start(name)
-            if self.stopping and not any(p.is_alive() for p in self.processes.values()):
-                break
-        for process in self.processes.values():
-            process.join()
+        signal.signal(signal.SIGHUP, on_hup)
+        try:
+            for index in range(self.count):
+                self._start(f"worker-{index + 1}")
+            while True:
+                time.sleep(0.5)
+                for name, process in list(self.processes.items()):
+                    if process.is_alive() or self.stopping:
+                        continue
+                    mark_process_dead(process.pid, directory)
+                    delay = self.backoff.next_delay()
+                    log.error("worker.died", worker=name, exitcode=process.exitcode, restart_in=round(delay, 1))
+                    time.sleep(delay)
+                    self._start(name)
+                if self.stopping and not any(p.is_alive() for p in self.processes.values()):
+                    break
+            for process in self.processes.values():
+                process.join()
+        finally:
+            if server is not None:
+                server.shutdown()
+            shutil.rmtree(directory, ignore_errors=True)
         return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import pika
 import structlog
 
+from exchanger import metrics
 from exchanger.config import ConfigError, load_config
 from exchanger.envelope import Inbound
 from exchanger.pipeline import Disposition, Pipeline, build_pipeline
@@ -57,6 +58,7 @@ class Worker:
     def run(self) -> None:
         """Run until stopped, reconnecting with capped backoff whenever the broker goes away."""
         self._compute.start()
+        metrics.CONFIG_VERSION.labels(self.pipeline.config.version).set(1)
         self.log.info("worker.starting", config_version=self.pipeline.config.version)
         while not self._stopping:
             self._generation += 1
@@ -123,6 +125,7 @@ class Worker:
             return
         self._consumer_tag = self._channel.basic_consume(INBOUND_QUEUE, self._on_message)
         self._reconnect.reset()
+        metrics.BROKER_CONNECTED.set(1)
         self.log.info("worker.consuming", queue=INBOUND_QUEUE, prefetch=self.pipeline.config.broker.prefetch)
 
     def _on_channel_closed(self, channel, reason) -> None:
@@ -139,6 +142,7 @@ class Worker:
             self._connection.close()
 
     def _forget_channel(self) -> None:
+        metrics.BROKER_CONNECTED.set(0)
         if self._channel is not None:
             self._generation += 1
         self._channel = None
@@ -178,7 +182,7 @@ class Worker:
             headers=dict(properties.headers or {}),
             redelivered=method.redelivered,
         )
-        self._work.put((self._generation, method.delivery_tag, inbound))
+        self._work.put((self._generation, method.delivery_tag, inbound, time.perf_counter()))
 
     # ---- compute (compute thread) ----------------------------------------------------------
 
@@ -195,7 +199,7 @@ class Worker:
                 return
             if not item:
                 continue
-            generation, tag, inbound = item
+            generation, tag, inbound, started = item
             if generation != self._generation:
                 continue  # its channel is gone and the broker will deliver it again
             try:
@@ -206,7 +210,7 @@ class Worker:
                 self.log.exception("pipeline.crashed", delivery_tag=tag)
                 self._from_compute(functools.partial(self._requeue_later, generation, tag))
                 continue
-            self._from_compute(functools.partial(self._settle, generation, tag, disposition))
+            self._from_compute(functools.partial(self._settle, generation, tag, disposition, started))
 
     def _from_compute(self, callback) -> None:
         connection = self._connection
@@ -221,21 +225,26 @@ class Worker:
             config = load_config(self.config_path)
             pipeline = build_pipeline(config)
         except ConfigError as exc:
+            metrics.RELOADS.labels("failed").inc()
             self.log.error("config.reload_failed", problems=exc.problems, kept=self.pipeline.config.version)
             return
         except Exception as exc:  # a broken key or schema file must not take the worker down
+            metrics.RELOADS.labels("failed").inc()
             self.log.error("config.reload_failed", problems=[str(exc)], kept=self.pipeline.config.version)
             return
         previous = self.pipeline.config.version
         self.pipeline = pipeline
+        metrics.RELOADS.labels("ok").inc()
+        metrics.CONFIG_VERSION.labels(previous).set(0)
+        metrics.CONFIG_VERSION.labels(config.version).set(1)
         self.log.info("config.reloaded", previous=previous, config_version=config.version)
 
     # ---- outbound (I/O thread) -------------------------------------------------------------
 
-    def _settle(self, generation: int, tag: int, disposition: Disposition) -> None:
+    def _settle(self, generation: int, tag: int, disposition: Disposition, started: float) -> None:
         if generation != self._generation or self._channel is None:
             return
-        settlement = Settlement(tag, disposition.publications, payload=disposition)
+        settlement = Settlement(tag, disposition.publications, payload=disposition, started=started)
         self._publish(settlement, disposition.publications)
 
     def _publish(self, settlement: Settlement, publications) -> None:
@@ -272,6 +281,10 @@ class Worker:
         if not settlement.failed:
             self._channel.basic_ack(settlement.delivery_tag)
             self._unsettled -= 1
+            metrics.MESSAGE_SECONDS.observe(time.perf_counter() - settlement.started)
+            for publication in disposition.publications:
+                kind = publication.headers.get("x-exchanger-kind", "dead-letter")
+                metrics.DELIVERIES.labels(publication.routing_key or publication.exchange, kind).inc()
             self._publish_backoff.reset()
             self.log.debug("message.settled", outcome=disposition.outcome, **disposition.context)
             self._close_when_drained()
@@ -285,6 +298,7 @@ class Worker:
             self._requeue_later(self._generation, settlement.delivery_tag)
             return
         delay = self._publish_backoff.next_delay()
+        metrics.PUBLISH_RETRIES.inc(len(failed))
         self.log.warning("delivery.retrying", targets=targets, in_seconds=round(delay, 2), **disposition.context)
         generation = self._generation
         self._connection.ioloop.call_later(delay, functools.partial(self._retry, generation, settlement, failed))
@@ -298,6 +312,7 @@ class Worker:
 
         def requeue():
             if generation == self._generation and self._channel is not None and self._channel.is_open:
+                metrics.REQUEUES.inc()
                 # requeue=True counts against the queue's delivery limit, after which the broker dead-letters it.
                 self._channel.basic_nack(tag, requeue=True)
                 self._unsettled -= 1

@@ -70,7 +70,7 @@ class Daemon:
     def __init__(self, exchange, url: str, workers: int):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url,
-             "run", "--workers", str(workers), "--json-logs"],
+             "run", "--workers", str(workers), "--json-logs", "--metrics-port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -95,6 +95,13 @@ class Daemon:
             assert self.process.poll() is None, "".join(self.raw)
             time.sleep(0.1)
         pytest.fail(f"no {count}x {event} within {timeout}s:\n" + "".join(self.raw[-50:]))
+
+    @property
+    def http(self) -> str:
+        """The base URL of the daemon's /metrics, /healthz and /readyz."""
+        self.wait_for("metrics.listening")
+        port = next(e["port"] for e in self.events if e.get("event") == "metrics.listening")
+        return f"http://127.0.0.1:{port}"
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -304,5 +311,61 @@ def test_a_worker_that_dies_is_restarted(deployment):
         (copy,) = _mailbox(exchange, "forex", 1)
         assert copy.headers["x-exchanger-kind"] == "forward"
         _mailbox(exchange, "ent-a", 1)
+    finally:
+        assert daemon.stop() == 0
+
+
+def _http(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_metrics_health_and_status(deployment, tmp_path):
+    """Operators see readiness, outcomes, rejection reasons, dead-letter depth and certificate expiry."""
+    exchange = deployment
+    live = tmp_path / "live.yaml"
+    live.write_text(exchange.config_path.read_text())
+    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    daemon = Daemon(local, exchange.url, workers=2)
+    try:
+        daemon.wait_for("worker.consuming", count=2)
+        base = daemon.http
+        assert _http(f"{base}/healthz")[0] == 200
+        code, body = _http(f"{base}/readyz")
+        assert code == 200 and json.loads(body)["ready"], body
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a",
+             str(SAMPLES / "forex-verification/valid.xml"), str(SAMPLES / "forex-verification/broken.xml"))
+        _mailbox(exchange, "forex", 1)
+        _mailbox(exchange, "ent-a", 2)
+        _, metrics_text = _http(f"{base}/metrics")
+        assert 'exchanger_messages_total{outcome="accepted",type="ForexVerification"} 1.0' in metrics_text
+        assert 'exchanger_rejections_total{code="xsd",stage="validate"} 1.0' in metrics_text
+        assert 'exchanger_stage_seconds_count{stage="verify"}' in metrics_text
+        assert "exchanger_message_seconds_bucket" in metrics_text
+        assert 'exchanger_deliveries_total{destination="forex",kind="forward"} 1.0' in metrics_text
+        assert "exchanger_broker_connected 2.0" in metrics_text
+        assert 'exchanger_certificate_expiry_days{participant="eport"' in metrics_text
+        assert "exchanger_dead_letters " in metrics_text
+        status = _cli(local, exchange.url, "status", "--url", base)
+        assert "READY" in status.stdout and "accepted 1" in status.stdout and "validate/xsd: 1" in status.stdout
+
+        live.write_text("participants: [broken")
+        daemon.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while _http(f"{base}/readyz")[0] != 503:
+            assert time.monotonic() < deadline, "readiness never reported the broken configuration"
+            time.sleep(0.2)
+        code, body = _http(f"{base}/readyz")
+        checks = json.loads(body)["checks"]
+        assert not checks["config"]["ok"] and "not valid YAML" in checks["config"]["detail"]
+        assert checks["broker"]["ok"]
+        not_ready = _cli(exchange, exchange.url, "status", "--url", base, check=False)
+        assert not_ready.returncode == 1 and "NOT READY" in not_ready.stdout
     finally:
         assert daemon.stop() == 0

@@ -15,8 +15,10 @@ from exchanger.transport.url import resolve_amqp_url, with_credentials
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes sharing the inbound queue.")
 @click.option("--declare/--no-declare", default=True, show_default=True, help="Declare the queues at start (idempotent).")
 @click.option("--json-logs/--console-logs", default=None, help="Log format; default JSON unless on a terminal.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Port of /metrics, /healthz and /readyz (default: metrics.port in the config, 9464; 0 picks a free one).")
+@click.option("--metrics-bind", default=None, help="Address to serve them on (default: metrics.bind, 127.0.0.1).")
 @pass_settings
-def run(settings, workers: int, declare: bool, json_logs: bool | None) -> None:
+def run(settings, workers: int, declare: bool, json_logs: bool | None, metrics_port: int | None, metrics_bind: str | None) -> None:
     """Run the exchange: consume the inbound queue, process and deliver every message.
 
     SIGTERM or Ctrl-C stops gracefully (in-flight messages are finished and acked);
@@ -29,12 +31,17 @@ def run(settings, workers: int, declare: bool, json_logs: bool | None) -> None:
         url = with_credentials(url, config.broker.daemon_user, read_password(settings, config.broker.daemon_user, config))
     if declare:
         declare_topology(url, config, exit_code=EXIT_BROKER)
+    address = (
+        metrics_bind if metrics_bind is not None else config.metrics.bind,
+        metrics_port if metrics_port is not None else config.metrics.port,
+    )
     if workers == 1:
-        run_in_process(settings.config_path, url, log_level=settings.log_level, json_logs=json_logs)
+        run_in_process(config, url, metrics_address=address, log_level=settings.log_level, json_logs=json_logs)
     else:
-        raise SystemExit(
-            Supervisor(settings.config_path, url, workers, log_level=settings.log_level, json_logs=json_logs).run()
+        supervisor = Supervisor(
+            config, url, workers, metrics_address=address, log_level=settings.log_level, json_logs=json_logs
         )
+        raise SystemExit(supervisor.run())
 
 
 COMMANDS = [run]

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from exchanger.catalogue import Catalogue, MessageType
-from exchanger.config.model import BrokerSettings, Config, Limits, Platform
+from exchanger.config.model import BrokerSettings, Config, Limits, MetricsSettings, Platform
 from exchanger.participants import KINDS, Participant, Registry
 from exchanger.routing.rules import ADDRESSED, Approval, Route, Selector
 from exchanger.routing.table import RoutingTable
@@ -346,6 +346,14 @@ def _positive_int(section: dict, key: str, default: int, where: str, problems: _
     return value
 
 
+def _metrics_from(section: dict, problems: _Problems) -> MetricsSettings:
+    port = section.get("port", MetricsSettings.port)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        problems.add("metrics.port", f"must be a TCP port number (0 picks a free one), not {port!r}")
+        port = MetricsSettings.port
+    return MetricsSettings(bind=str(section.get("bind", MetricsSettings.bind)), port=port)
+
+
 def load_config(path: Path | str) -> Config:
     """Load, compile and check the whole configuration, or raise ConfigError with every problem."""
     path = Path(path).resolve()
@@ -385,6 +393,7 @@ def load_config(path: Path | str) -> Config:
         heartbeat=_positive_int(broker_data, "heartbeat", BrokerSettings.heartbeat, "broker", problems),
         daemon_user=str(broker_data.get("daemon_user", BrokerSettings.daemon_user)),
     )
+    metrics = _metrics_from(data.get("metrics") or {}, problems)
     problems.raise_if_any()
     return Config(
         path=path,
@@ -396,6 +405,7 @@ def load_config(path: Path | str) -> Config:
         table=table,
         limits=limits,
         broker=broker,
+        metrics=metrics,
     )
 
 
@@ -415,6 +425,14 @@ def read_identities(path: Path | str) -> tuple[Path, tuple[str, str], list[tuple
     daemon_user = str((data.get("broker") or {}).get("daemon_user", BrokerSettings.daemon_user))
     keys_dir = path.parent / str(data.get("keys_dir", "keys"))
     return keys_dir, (str(platform.get("id", "eport")), str(platform.get("name", "Electronic Port"))), participants, daemon_user
+
+
+def read_metrics_address(path: Path | str) -> tuple[str, int]:
+    """Where a configuration says the daemon serves its HTTP endpoint, without loading anything else."""
+    problems = _Problems()
+    settings = _metrics_from(_read_yaml(Path(path), problems).get("metrics") or {}, problems)
+    problems.raise_if_any()
+    return settings.bind, settings.port
 
 
 def catalogue_path_of(path: Path | str) -> Path | None:

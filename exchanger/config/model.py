@@ -32,6 +32,14 @@ class BrokerSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Where the daemon serves /metrics, /healthz and /readyz."""
+
+    bind: str = "127.0.0.1"
+    port: int = 9464
+
+
+@dataclass(frozen=True)
 class Platform:
     """The exchange's own identity: what it signs forwards and receipts with."""
 
@@ -55,6 +63,7 @@ class Config:
     table: RoutingTable
     limits: Limits = Limits()
     broker: BrokerSettings = BrokerSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def password_file(self, user: str) -> Path:
         """Where the generated broker password of a participant (or the daemon) lives."""

@@ -9,6 +9,7 @@ from typing import Protocol
 import structlog
 from lxml import etree
 
+from exchanger import metrics
 from exchanger.config import Config
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import Verifier
@@ -43,19 +44,25 @@ class Pipeline:
 
     def __init__(self, config: Config, stages: list[Stage], signer: Signer):
         self.config = config
-        self.stages = stages
         self.signer = signer
+        # Bind each stage's histogram once: a label lookup per stage per message adds up.
+        self.stages = [(stage, metrics.STAGE_SECONDS.labels(stage.name)) for stage in stages]
 
     def process(self, inbound: Inbound) -> Disposition:
         """Turn one inbound message into the publications that settle it: copies and receipt, or dead letter and receipt."""
         envelope = Envelope(inbound)
         started = time.perf_counter()
         try:
-            for stage in self.stages:
-                stage(envelope)
+            for stage, seconds in self.stages:
+                began = time.perf_counter()
+                try:
+                    stage(envelope)
+                finally:
+                    seconds.observe(time.perf_counter() - began)
                 log.debug("stage.passed", stage=stage.name, **envelope.log_context())
         except Rejected as rejected:
             disposition = self._rejected(envelope, rejected.reasons)
+            self._count(envelope, disposition)
             log.warning(
                 "message.rejected",
                 stage=rejected.stage,
@@ -65,8 +72,19 @@ class Pipeline:
             )
             return disposition
         disposition = self._accepted(envelope)
+        self._count(envelope, disposition)
         log.info("message.accepted", ms=round((time.perf_counter() - started) * 1000, 2), **envelope.log_context())
         return disposition
+
+    @staticmethod
+    def _count(envelope: Envelope, disposition: Disposition) -> None:
+        type_name = envelope.message_type.name if envelope.message_type else "unknown"
+        metrics.MESSAGES.labels(type_name, disposition.outcome).inc()
+        for reason in disposition.reasons[:1]:
+            metrics.REJECTIONS.labels(reason.stage, reason.code).inc()
+        if envelope.decision is not None and disposition.outcome == ACCEPTED:
+            for route in envelope.decision.route_ids:
+                metrics.ROUTED.labels(type_name, route).inc()
 
     def _receipt(self, envelope: Envelope, receiver: str, status: str, reasons: tuple[Reason, ...]) -> Publication:
         deliveries = envelope.decision.deliveries if envelope.decision and status == ACCEPTED else ()

@@ -16,6 +16,7 @@ class Settlement:
     outstanding: int = 0
     failed: list = field(default_factory=list)
     attempts: int = 0
+    started: float = 0.0
 
     @property
     def settled(self) -> bool:
