@@ -116,3 +116,25 @@ def test_routes_explain_says_why(exchange):
         main, ["--config", str(exchange.config_path), "routes", "explain", str(SAMPLES / "customs-declaration/valid.xml")]
     )
     assert "condition is false: $inspection_required = '1'" in plain.output
+
+
+def test_routes_diff_shows_what_a_change_would_do(exchange, tmp_path):
+    data = yaml.safe_load(ROUTES.read_text())
+    routes = {r["id"]: r for r in data["routes"]}
+    del routes["declaration-copy-to-inspection"]
+    routes["rebate-data-to-tax"]["from"] = ["customs"]
+    routes["forex-copy-to-customs"] = {
+        "id": "forex-copy-to-customs", "types": ["ForexVerification"], "from": ["kind:enterprise"],
+        "deliver": ["customs"], "approval": {"by": "SAFE", "ref": "2026-3"},
+    }
+    new = write_config(tmp_path, exchange.keys_dir, routes=list(routes.values()))
+    runner = CliRunner()
+    result = runner.invoke(main, ["routes", "diff", str(exchange.config_path), str(new)])
+    assert result.exit_code == 1, result.output
+    assert "+ route forex-copy-to-customs" in result.output
+    assert "- route declaration-copy-to-inspection" in result.output
+    assert "~ route rebate-data-to-tax: from: kind:customs -> customs" in result.output
+    assert "CustomsDeclaration loses destination: ciq" in result.output
+    assert "ForexVerification gains destination: customs" in result.output
+    same = runner.invoke(main, ["routes", "diff", str(exchange.config_path), str(exchange.config_path)])
+    assert same.exit_code == 0 and "no routing difference" in same.output

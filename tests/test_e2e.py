@@ -369,3 +369,53 @@ def test_metrics_health_and_status(deployment, tmp_path):
         assert not_ready.returncode == 1 and "NOT READY" in not_ready.stdout
     finally:
         assert daemon.stop() == 0
+
+
+def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
+    """Operators browse dead letters, replay them after a configuration fix, and purge old ones."""
+    exchange = deployment
+    _cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")  # what earlier tests left
+    live = tmp_path / "live.yaml"
+    original = exchange.config_path.read_text()
+    data = yaml.safe_load(original)
+    data["routes"] = [r for r in data["routes"] if r["id"] != "forex-verification"]
+    live.write_text(yaml.safe_dump(data, sort_keys=False))
+    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    daemon = Daemon(local, exchange.url, workers=1)
+    try:
+        daemon.wait_for("worker.consuming")
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a",
+             str(SAMPLES / "forex-verification/valid.xml"), str(SAMPLES / "customs-declaration/broken.xml"))
+        assert [m.headers["x-exchanger-status"] for m in _mailbox(exchange, "ent-a", 2)] == ["rejected"] * 2
+        listed = _cli(exchange, exchange.url, "dead", "list")
+        lines = listed.stdout.strip().splitlines()
+        assert len(lines) == 2, listed.stdout
+        no_route = next(line for line in lines if "route/no-route" in line)
+        assert "ForexVerification" in no_route and "ent-a" in no_route
+        assert _cli(exchange, exchange.url, "dead", "list", "--reason", "validate/xsd").stdout.count("\n") == 1
+        shown = _cli(exchange, exchange.url, "dead", "show", no_route.split()[0])
+        assert "no route allows ForexVerification from ent-a to forex" in shown.stdout
+        assert "<fx:ForexVerification" in shown.stdout
+
+        # The fix: the route comes back; reload, then replay what it had refused.
+        live.write_text(original)
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for("config.reloaded")
+        replayed = _cli(exchange, exchange.url, "dead", "replay", "--reason", "no-route")
+        assert "1 replayed" in replayed.stderr
+        (copy,) = _mailbox(exchange, "forex", 1)
+        assert copy.headers["x-exchanger-sender"] == "ent-a"
+        (receipt,) = _mailbox(exchange, "ent-a", 1)
+        assert receipt.headers["x-exchanger-status"] == "accepted"
+
+        # Replaying what is still broken makes a new dead letter that says so; it is never replayed by itself.
+        _cli(exchange, exchange.url, "dead", "replay", "--reason", "validate/xsd")
+        (again,) = _mailbox(exchange, "ent-a", 1)
+        assert again.headers["x-exchanger-status"] == "rejected"
+        remaining = _cli(exchange, exchange.url, "dead", "list").stdout.strip().splitlines()
+        assert len(remaining) == 1 and "replayed 1x" in remaining[0]
+        assert "0 dead letter(s) would be removed" in _cli(exchange, exchange.url, "dead", "purge", "--older-than", "1h", "--dry-run").stderr
+        _cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")
+        assert _cli(exchange, exchange.url, "dead", "list").stdout.strip() == ""
+    finally:
+        assert daemon.stop() == 0

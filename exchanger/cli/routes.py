@@ -12,6 +12,7 @@ from exchanger.outcome import Rejected
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.validate import Validate
+from exchanger.routing.diff import diff as routing_diff
 
 
 @click.group()
@@ -78,6 +79,44 @@ def explain(settings, file: Path) -> None:
     for delivery in decision.deliveries:
         approval = f" (shared under {delivery.approval})" if delivery.approval else ""
         click.echo(f"  -> {delivery.to} by {delivery.route}{approval}")
+
+
+@routes.command(epilog=EXIT_CODES_HELP)
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_settings
+def diff(settings, old: Path, new: Path) -> None:
+    """Show what changing the configuration from OLD to NEW would do to routing.
+
+    Exit 0 when routing would not change, 1 when it would (or NEW fails its checks).
+    """
+    before = Settings(old, settings.amqp_url, settings.log_level).load()
+    after = Settings(new, settings.amqp_url, settings.log_level).load()
+    change = routing_diff(before, after)
+    if change.empty:
+        click.echo(f"no routing difference ({before.version} -> {after.version})")
+        return
+    click.echo(f"routing changes {before.version} -> {after.version}:")
+    for label, names in (
+        ("participants added", change.participants_added),
+        ("participants removed", change.participants_removed),
+        ("message types added", change.types_added),
+        ("message types removed", change.types_removed),
+    ):
+        if names:
+            click.echo(f"  {label}: {', '.join(sorted(names))}")
+    for route in change.added:
+        click.secho(f"  + route {route.id}: {', '.join(sorted(route.types))} from {route.senders} deliver {', '.join(route.deliver)}", fg="green")
+    for route in change.removed:
+        click.secho(f"  - route {route.id}: {', '.join(sorted(route.types))} from {route.senders} deliver {', '.join(route.deliver)}", fg="red")
+    for route, changes in change.changed:
+        click.secho(f"  ~ route {route.id}: " + "; ".join(changes), fg="yellow")
+    for message_type in sorted(change.gained.keys() | change.lost.keys()):
+        for target in sorted(change.gained.get(message_type, ())):
+            click.echo(f"  {message_type} gains destination: {target}")
+        for target in sorted(change.lost.get(message_type, ())):
+            click.echo(f"  {message_type} loses destination: {target}")
+    raise SystemExit(EXIT_FAILED)
 
 
 COMMANDS = [routes]

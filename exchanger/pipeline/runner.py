@@ -16,7 +16,7 @@ from exchanger.dsig.verifier import Verifier
 from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Reason, Rejected
 from exchanger.pipeline.disposition import ACCEPTED, REJECTED, Disposition, Publication
-from exchanger.pipeline.stages.authenticate import Authenticate
+from exchanger.pipeline.stages.authenticate import Authenticate, connection_identity
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.route import Route
@@ -24,6 +24,7 @@ from exchanger.pipeline.stages.sign import Sign
 from exchanger.pipeline.stages.validate import Validate
 from exchanger.pipeline.stages.verify import Verify
 from exchanger.platform_documents import derived_id, platform_receipt
+from exchanger.transport.dead_letters import DEAD_LETTER_ID, REPLAYS
 from exchanger.transport.names import DEAD_EXCHANGE, MAILBOX_EXCHANGE
 
 log = structlog.get_logger("exchanger.pipeline")
@@ -158,18 +159,23 @@ class Pipeline:
             # nothing is decided on it.
             envelope.message_id = envelope.message_type.message_id(envelope.tree.getroot())
         headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
+        # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
+        connected = envelope.connected_as or connection_identity(inbound, self.config.registry, self.config.broker.daemon_user)
+        if REPLAYS in (inbound.headers or {}):
+            headers[REPLAYS] = inbound.headers[REPLAYS]
         headers.update(
             {
                 f"{HEADER}stage": reasons[0].stage,
                 f"{HEADER}reason": reasons[0].describe()[:1000],
                 f"{HEADER}reasons": json.dumps([r.as_dict() for r in reasons], ensure_ascii=False)[:60000],
                 f"{HEADER}digest": envelope.digest,
+                DEAD_LETTER_ID: derived_id("dead-letter", envelope.digest, repr(inbound.received_at))[:12],
                 f"{HEADER}received-at": int(inbound.received_at * 1000),
                 f"{HEADER}config-version": self.config.version,
             }
         )
-        if inbound.user_id:
-            headers[f"{HEADER}user-id"] = inbound.user_id
+        if connected is not None or inbound.user_id:
+            headers[f"{HEADER}user-id"] = connected.amqp_user if connected is not None else inbound.user_id
         if envelope.message_id:
             headers[f"{HEADER}orig-message-id"] = envelope.message_id
         publications = [
@@ -183,10 +189,6 @@ class Pipeline:
                 content_type="application/octet-stream",
             )
         ]
-        # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
-        connected = envelope.connected_as or (
-            self.config.registry.by_user(inbound.user_id) if inbound.user_id else None
-        )
         if connected is not None:
             publications.append(self._receipt(envelope, connected.id, REJECTED, reasons))
         return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
@@ -200,7 +202,7 @@ def build_pipeline(config: Config, signer: Signer | None = None) -> Pipeline:
         Identify(config.catalogue),
         Validate(),
         Verify(config.registry, Verifier()),
-        Authenticate(config.registry),
+        Authenticate(config.registry, config.broker.daemon_user),
         Route(config.table),
         Sign(signer, config.version),
     ]

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from exchanger.envelope import Envelope
+from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Reason, Rejected
-from exchanger.participants import Registry
+from exchanger.participants import Participant, Registry
+from exchanger.transport.dead_letters import REPLAY_USER
+
+
+def connection_identity(inbound: Inbound, registry: Registry, daemon_user: str) -> Participant | None:
+    """The participant the broker authenticated for this message.
+
+    An operator's replay of a dead letter is published by the daemon's own user, which alone may
+    name the original sender (the broker guarantees the user_id, so no participant can do this).
+    """
+    if inbound.user_id == daemon_user and inbound.headers.get(REPLAY_USER):
+        return registry.by_user(str(inbound.headers[REPLAY_USER]))
+    return registry.by_user(inbound.user_id) if inbound.user_id else None
 
 
 class Authenticate:
@@ -12,8 +24,9 @@ class Authenticate:
 
     name = "authenticate"
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, daemon_user: str):
         self.registry = registry
+        self.daemon_user = daemon_user
 
     def _reject(self, code: str, message: str) -> Rejected:
         return Rejected(Reason(self.name, code, message))
@@ -29,7 +42,7 @@ class Authenticate:
                 "identity.no-user-id",
                 "the message has no AMQP user_id; publish with user_id set to your broker user name",
             )
-        connected = envelope.connected_as or self.registry.by_user(user_id)
+        connected = envelope.connected_as or connection_identity(envelope.inbound, self.registry, self.daemon_user)
         if connected is None:
             raise self._reject("identity.unknown-user", f"broker user {user_id!r} is not a participant")
         envelope.connected_as = connected
