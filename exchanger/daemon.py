@@ -15,6 +15,7 @@ import structlog
 
 from exchanger import logging as exchange_logging
 from exchanger.config import Config
+from exchanger.config.model import file_stamps
 from exchanger.health import ConfigState, ExchangeCollector, Readiness, serve
 from exchanger.transport.backoff import Backoff
 
@@ -39,8 +40,30 @@ def _refresh_later(state: ConfigState) -> None:
     threading.Thread(target=state.refresh, name="exchanger-config-check", daemon=True).start()
 
 
+def watch_config(state: ConfigState, reload, interval: float = 2.0) -> threading.Event:
+    """Call ``reload`` when a file the running configuration was read from changes; set the event to stop."""
+    stop = threading.Event()
+
+    def loop():
+        stamps = file_stamps(state.config.files)
+        while not stop.wait(interval):
+            if not state.config.files_changed_since(stamps):
+                continue
+            # Editors write in several steps: wait until the files have been still for one interval.
+            settled = file_stamps(state.config.files)
+            if stop.wait(interval) or file_stamps(state.config.files) != settled:
+                continue
+            log.info("config.changed", path=str(state.config.path))
+            reload()
+            state.refresh()
+            stamps = file_stamps(state.config.files)
+
+    threading.Thread(target=loop, name="exchanger-config-watch", daemon=True).start()
+    return stop
+
+
 def run_in_process(config: Config, amqp_url: str, *, metrics_address: tuple[str, int], log_level: str = "info",
-                   json_logs: bool | None = None) -> None:
+                   json_logs: bool | None = None, watch: bool = False) -> None:
     """Run one worker in this process (``--workers 1``), with the HTTP endpoint in a thread."""
     from prometheus_client import REGISTRY
 
@@ -60,9 +83,12 @@ def run_in_process(config: Config, amqp_url: str, *, metrics_address: tuple[str,
         _refresh_later(state)
 
     signal.signal(signal.SIGHUP, on_hup)
+    watcher = watch_config(state, worker.reload) if watch else None
     try:
         worker.run()
     finally:
+        if watcher is not None:
+            watcher.set()
         if server is not None:
             server.shutdown()
 
@@ -71,7 +97,8 @@ class Supervisor:
     """Starts N worker processes, forwards signals to them, restarts one that dies (with backoff), serves HTTP."""
 
     def __init__(self, config: Config, amqp_url: str, workers: int, *, metrics_address: tuple[str, int],
-                 log_level: str, json_logs: bool | None):
+                 log_level: str, json_logs: bool | None, watch: bool = False):
+        self.watch = watch
         self.config = config
         self.amqp_url = amqp_url
         self.count = workers
@@ -129,6 +156,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+        watcher = watch_config(state, lambda: self._signal_all(signal.SIGHUP)) if self.watch else None
         try:
             for index in range(self.count):
                 self._start(f"worker-{index + 1}")
@@ -147,6 +175,8 @@ class Supervisor:
             for process in self.processes.values():
                 process.join()
         finally:
+            if watcher is not None:
+                watcher.set()
             if server is not None:
                 server.shutdown()
             shutil.rmtree(directory, ignore_errors=True)

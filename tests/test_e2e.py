@@ -67,10 +67,10 @@ def _message_id(path: Path) -> str:
 class Daemon:
     """`exchanger run` in a child process, its JSON log lines collected as they come."""
 
-    def __init__(self, exchange, url: str, workers: int):
+    def __init__(self, exchange, url: str, workers: int, extra: list[str] | None = None):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url,
-             "run", "--workers", str(workers), "--json-logs", "--metrics-port", "0"],
+             "run", "--workers", str(workers), "--json-logs", "--metrics-port", "0", *(extra or [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -417,5 +417,82 @@ def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
         assert "0 dead letter(s) would be removed" in _cli(exchange, exchange.url, "dead", "purge", "--older-than", "1h", "--dry-run").stderr
         _cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")
         assert _cli(exchange, exchange.url, "dead", "list").stdout.strip() == ""
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_reload_under_load_loses_nothing_and_mixes_nothing(deployment, tmp_path):
+    """Four reloads while 300 declarations flow: nothing lost, and each message is handled by one version."""
+    exchange = deployment
+    live = tmp_path / "live.yaml"
+    original = exchange.config_path.read_text()
+    without_copy = yaml.safe_load(original)
+    without_copy["routes"] = [r for r in without_copy["routes"] if r["id"] != "declaration-copy-to-inspection"]
+    live.write_text(original)
+    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    total = 300
+    template = etree.parse(str(SAMPLES / "customs-declaration/valid-with-inspection.xml")).getroot()
+    signer = exchange.signer("ent-a")
+    bodies = []
+    for index in range(total):
+        template.find(f"*/{CU}MessageId").text = f"LOAD-{index:05d}"
+        bodies.append(etree.tostring(signer.sign(template), xml_declaration=True, encoding="UTF-8"))
+    user = exchange.config.registry.get("ent-a").amqp_user
+    daemon = Daemon(local, exchange.url, workers=2)
+    try:
+        daemon.wait_for("worker.consuming", count=2)
+        connection = pika.BlockingConnection(pika.URLParameters(with_credentials(exchange.url, user, exchange.password("ent-a"))))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        properties = pika.BasicProperties(delivery_mode=2, user_id=user)
+        for index, body in enumerate(bodies):
+            channel.basic_publish("exchanger.inbound", "inbound", body, properties, mandatory=True)
+            if index in (60, 180):
+                live.write_text(yaml.safe_dump(without_copy, sort_keys=False))
+                daemon.process.send_signal(signal.SIGHUP)
+            if index in (120, 240):
+                live.write_text(original)
+                daemon.process.send_signal(signal.SIGHUP)
+        connection.close()
+        receipts = {m.headers["x-exchanger-orig-message-id"]: m.headers["x-exchanger-config-version"]
+                    for m in _mailbox(exchange, "ent-a", total)}
+        forwards = {m.headers["x-exchanger-orig-message-id"]: m.headers["x-exchanger-config-version"]
+                    for m in _mailbox(exchange, "customs", total)}
+        assert len(receipts) == len(forwards) == total  # nothing lost, nothing twice
+        assert receipts == forwards  # the copy and the receipt of a message come from the same version
+        versions = set(receipts.values())
+        assert len(versions) == 2, versions
+        shared = {m.headers["x-exchanger-orig-message-id"]: m.headers["x-exchanger-config-version"]
+                  for m in list(drain_mailbox(with_credentials(exchange.url, exchange.config.registry.get("ciq").amqp_user,
+                                                               exchange.password("ciq")), "ciq", count=None, wait=2))}
+        with_rule = set(shared.values())
+        assert len(with_rule) == 1  # copies to ciq only under the version that has the sharing rule
+        assert {mid for mid, version in receipts.items() if version in with_rule} == set(shared)
+        assert sum(1 for e in daemon.events if e.get("event") == "config.reloaded") >= 4
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_watch_config_reloads_when_a_file_changes(deployment, tmp_path):
+    """With --watch-config, editing the configuration is enough; a broken edit keeps the running version."""
+    exchange = deployment
+    live = tmp_path / "live.yaml"
+    original = exchange.config_path.read_text()
+    live.write_text(original)
+    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    daemon = Daemon(local, exchange.url, workers=1, extra=["--watch-config"])
+    try:
+        daemon.wait_for("worker.consuming")
+        data = yaml.safe_load(original)
+        data["limits"]["max_message_bytes"] = 1_000
+        live.write_text(yaml.safe_dump(data, sort_keys=False))
+        daemon.wait_for("config.changed")
+        daemon.wait_for("config.reloaded")
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a", str(SAMPLES / "forex-verification/valid.xml"))
+        (receipt,) = _mailbox(exchange, "ent-a", 1)
+        assert receipt.headers["x-exchanger-status"] == "rejected"  # the new, smaller limit applies
+        live.write_text("limits: [")
+        daemon.wait_for("config.changed", count=2)
+        daemon.wait_for("config.reload_failed")
     finally:
         assert daemon.stop() == 0

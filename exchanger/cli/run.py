@@ -17,8 +17,10 @@ from exchanger.transport.url import resolve_amqp_url, with_credentials
 @click.option("--json-logs/--console-logs", default=None, help="Log format; default JSON unless on a terminal.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Port of /metrics, /healthz and /readyz (default: metrics.port in the config, 9464; 0 picks a free one).")
 @click.option("--metrics-bind", default=None, help="Address to serve them on (default: metrics.bind, 127.0.0.1).")
+@click.option("--watch-config", is_flag=True, help="Also reload when a file the configuration is read from changes.")
 @pass_settings
-def run(settings, workers: int, declare: bool, json_logs: bool | None, metrics_port: int | None, metrics_bind: str | None) -> None:
+def run(settings, workers: int, declare: bool, json_logs: bool | None, metrics_port: int | None,
+        metrics_bind: str | None, watch_config: bool) -> None:
     """Run the exchange: consume the inbound queue, process and deliver every message.
 
     SIGTERM or Ctrl-C stops gracefully (in-flight messages are finished and acked);
@@ -36,10 +38,13 @@ def run(settings, workers: int, declare: bool, json_logs: bool | None, metrics_p
         metrics_port if metrics_port is not None else config.metrics.port,
     )
     if workers == 1:
-        run_in_process(config, url, metrics_address=address, log_level=settings.log_level, json_logs=json_logs)
+        run_in_process(
+            config, url, metrics_address=address, log_level=settings.log_level, json_logs=json_logs, watch=watch_config
+        )
     else:
         supervisor = Supervisor(
-            config, url, workers, metrics_address=address, log_level=settings.log_level, json_logs=json_logs
+            config, url, workers, metrics_address=address, log_level=settings.log_level, json_logs=json_logs,
+            watch=watch_config,
         )
         raise SystemExit(supervisor.run())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,21 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from exchanger.catalogue import Catalogue, MessageType
-from exchanger.config.model import BrokerSettings, Config, Limits, MetricsSettings, Platform
+from exchanger.config.model import BrokerSettings, Config, JournalSettings, Limits, MetricsSettings, Platform
+from exchanger.journal.period import parse_period
+from exchanger.keys.material import load_crl
+from exchanger.keys.trust import (
+    DEFAULT_EXPIRY_WARNING_DAYS,
+    DEFAULT_IDENTITY_FIELD,
+    IDENTITY_FIELDS,
+    TrustStore,
+    attach,
+    identities,
+)
 from exchanger.participants import KINDS, Participant, Registry
 from exchanger.routing.rules import ADDRESSED, Approval, Route, Selector
 from exchanger.routing.table import RoutingTable
+from exchanger.xml.parser import trusted_schema_parser
 from exchanger.xml.schema import CompiledSchema, SchemaLoadError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
@@ -50,13 +62,32 @@ class _Digest:
 
     def __init__(self):
         self._hash = hashlib.sha256()
+        self.files: list[Path] = []
 
     def add_file(self, path: Path) -> None:
+        self.files.append(path)
         try:
             data = path.read_bytes()
         except OSError:
             return
         self._hash.update(str(path.name).encode() + b"\0" + data + b"\0")
+
+    def add_schema(self, path: Path, seen: set[Path] | None = None) -> None:
+        """Add an XSD and every local schema it includes or imports, so an edit to any of them is a new version."""
+        seen = set() if seen is None else seen
+        path = path.resolve()
+        if path in seen:
+            return
+        seen.add(path)
+        self.add_file(path)
+        try:
+            root = etree.parse(str(path), trusted_schema_parser()).getroot()
+        except (OSError, etree.XMLSyntaxError):
+            return
+        for location in root.xpath("xs:include/@schemaLocation | xs:import/@schemaLocation | xs:redefine/@schemaLocation",
+                                   namespaces={"xs": "http://www.w3.org/2001/XMLSchema"}):
+            if "://" not in location:
+                self.add_schema(path.parent / location, seen)
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()[:16]
@@ -138,7 +169,7 @@ def _catalogue_from(data: dict, base: Path, where: str, problems: _Problems, dig
             problems.add(f"{at}.xsd", "names no schema: every message type needs an XSD")
         else:
             for p in xsd_paths:
-                digest.add_file(p)
+                digest.add_schema(p)
             missing = [str(p) for p in xsd_paths if not p.is_file()]
             if missing:
                 problems.add(f"{at}.xsd", f"schema file not found: {', '.join(missing)}")
@@ -354,6 +385,122 @@ def _metrics_from(section: dict, problems: _Problems) -> MetricsSettings:
     return MetricsSettings(bind=str(section.get("bind", MetricsSettings.bind)), port=port)
 
 
+KEEP_ORIGINALS = ("rejected", "all", "none")
+
+
+def _journal_url(url: Any, base: Path, problems: _Problems) -> str:
+    """A SQLite path relative to the config's folder made absolute; a PostgreSQL URL as given."""
+    if not isinstance(url, str) or not url:
+        problems.add("journal.url", f"must be sqlite:///PATH or postgresql://..., not {url!r}")
+        return JournalSettings.url
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() in ("postgresql", "postgres"):
+        return url
+    if scheme.lower() != "sqlite" or not rest.startswith("/") or len(rest) < 2:
+        problems.add("journal.url", f"must be sqlite:///PATH (relative to {base}) or postgresql://..., not {url!r}")
+        return JournalSettings.url
+    # sqlite:///relative and sqlite:////absolute, as SQLAlchemy reads them.
+    return f"sqlite:///{(base / rest[1:]).resolve()}"
+
+
+def _journal_from(section: Any, base: Path, problems: _Problems) -> JournalSettings:
+    """The message log's store, what it archives, how often it is signed, and how long it is kept."""
+    if not isinstance(section, dict):
+        problems.add("journal", "must be a mapping with url, keep_originals, checkpoint and retention")
+        section = {}
+    keep = section.get("keep_originals", JournalSettings.keep_originals)
+    if keep not in KEEP_ORIGINALS:
+        problems.add("journal.keep_originals", f"must be one of {', '.join(KEEP_ORIGINALS)}, not {keep!r}")
+        keep = JournalSettings.keep_originals
+    checkpoint = section.get("checkpoint") or {}
+    if not isinstance(checkpoint, dict):
+        problems.add("journal.checkpoint", "must be a mapping: {records: N, seconds: T}")
+        checkpoint = {}
+    retention = section.get("retention")
+    retention_seconds = None
+    if retention is not None:
+        try:
+            retention_seconds = parse_period(str(retention))
+        except ValueError as exc:
+            problems.add("journal.retention", str(exc))
+    return JournalSettings(
+        url=_journal_url(section.get("url", JournalSettings.url), base, problems),
+        keep_originals=keep,
+        checkpoint_records=_positive_int(
+            checkpoint, "records", JournalSettings.checkpoint_records, "journal.checkpoint", problems
+        ),
+        checkpoint_seconds=_positive_int(
+            checkpoint, "seconds", JournalSettings.checkpoint_seconds, "journal.checkpoint", problems
+        ),
+        retention_seconds=retention_seconds,
+    )
+
+
+def read_journal_settings(path: Path | str) -> JournalSettings:
+    """Read only the ``journal:`` section: for the log commands, which must work even when routes do not load."""
+    path = Path(path).resolve()
+    problems = _Problems()
+    data = _read_yaml(path, problems)
+    problems.raise_if_any()
+    journal = _journal_from(data.get("journal") or {}, path.parent, problems)
+    problems.raise_if_any()
+    return journal
+
+
+def _trust_from(data: dict, base: Path, keys_dir: Path, problems: _Problems, digest: _Digest) -> TrustStore:
+    """The trust anchors, their CRLs, and which subject field names a participant."""
+    spec = data.get("trust") or {}
+    if not isinstance(spec, dict):
+        problems.add("trust", "must be a mapping with anchors, crls, identity_field and expiry_warning_days")
+        spec = {}
+    identity_field = spec.get("identity_field", DEFAULT_IDENTITY_FIELD)
+    if identity_field not in IDENTITY_FIELDS:
+        problems.add("trust.identity_field", f"must be one of {', '.join(IDENTITY_FIELDS)}, not {identity_field!r}")
+        identity_field = DEFAULT_IDENTITY_FIELD
+    warning_days = _positive_int(spec, "expiry_warning_days", DEFAULT_EXPIRY_WARNING_DAYS, "trust", problems)
+    anchors = []
+    for anchor_path in [base / p for p in _as_list(spec.get("anchors"))] or [keys_dir / "ca" / "cert.pem"]:
+        digest.add_file(anchor_path)
+        anchor = _load_certificate(anchor_path, "trust.anchors", problems)
+        if anchor is not None:
+            anchors.append(anchor)
+    crls = []
+    for crl_path in [base / p for p in _as_list(spec.get("crls"))] or [keys_dir / "ca" / "crl.pem"]:
+        digest.add_file(crl_path)
+        try:
+            crls.append(load_crl(crl_path))
+        except FileNotFoundError:
+            problems.add("trust.crls", f"CRL {crl_path} not found (run `exchanger keys init`)")
+        except (OSError, ValueError) as exc:
+            problems.add("trust.crls", f"CRL {crl_path} cannot be read: {exc}")
+    store = TrustStore(anchors, crls, identity_field=identity_field, expiry_warning_days=warning_days)
+    # Without any anchor every CRL is "signed by no anchor": the missing anchor is the one problem to report.
+    for problem in store.problems if anchors else ():
+        problems.add("trust", problem)
+    return store
+
+
+def _check_signers(trust: TrustStore, platform: Platform, registry: Registry, problems: _Problems) -> None:
+    """Every certificate must name whom it is registered for; the platform's must also be valid now."""
+    if platform.certificate is not None:
+        refused = trust.assess(platform.certificate, platform.id)
+        if refused is not None:
+            problems.add(
+                "platform.certificate",
+                f"{refused.code}: {refused.message} (the exchange signs with it, so it does not start on it; "
+                f"`exchanger keys issue {platform.id}` makes a new one)",
+            )
+    for participant in registry:
+        for certificate in participant.certificates:
+            if not trust.names(certificate, participant.id):
+                named = ", ".join(identities(certificate, trust.identity_field)) or "nobody"
+                problems.add(
+                    f"participants.{participant.id}.certificates",
+                    f"the certificate {certificate.subject.rfc4514_string()} (serial {certificate.serial_number:x}) "
+                    f"names {named} in {trust.identity_field}, not {participant.id}",
+                )
+
+
 def load_config(path: Path | str) -> Config:
     """Load, compile and check the whole configuration, or raise ConfigError with every problem."""
     path = Path(path).resolve()
@@ -383,6 +530,10 @@ def load_config(path: Path | str) -> Config:
     if platform.id in registry:
         problems.add("platform.id", f"{platform.id!r} is also a participant id; the platform's identity must be its own")
     table = _routes_from(data, catalogue, registry, problems)
+    trust = _trust_from(data, base, keys_dir, problems, digest)
+    _check_signers(trust, platform, registry, problems)
+    # The verify stage is built from the registry alone; it finds the store the registry was checked against.
+    attach(registry, trust)
 
     limits_data = data.get("limits") or {}
     broker_data = data.get("broker") or {}
@@ -394,6 +545,7 @@ def load_config(path: Path | str) -> Config:
         daemon_user=str(broker_data.get("daemon_user", BrokerSettings.daemon_user)),
     )
     metrics = _metrics_from(data.get("metrics") or {}, problems)
+    journal = _journal_from(data.get("journal") or {}, base, problems)
     problems.raise_if_any()
     return Config(
         path=path,
@@ -406,6 +558,9 @@ def load_config(path: Path | str) -> Config:
         limits=limits,
         broker=broker,
         metrics=metrics,
+        journal=journal,
+        files=tuple(dict.fromkeys(digest.files)),
+        trust=trust,
     )
 
 
@@ -442,3 +597,48 @@ def catalogue_path_of(path: Path | str) -> Path | None:
     messages = _read_yaml(path, problems).get("messages")
     problems.raise_if_any()
     return path.parent / messages if isinstance(messages, str) else None
+
+
+@dataclass(frozen=True)
+class CertificateFile:
+    """A certificate file the configuration names, whose it is, and the private key kept beside it, if any."""
+
+    owner: str
+    platform: bool
+    path: Path
+    key_path: Path | None
+
+
+def read_trust(path: Path | str) -> tuple[TrustStore, list[CertificateFile], list[str]]:
+    """Read the trust section and where every certificate is, compiling nothing else; return the problems found.
+
+    For ``keys list`` and ``keys check``, which must work on the very configurations the daemon refuses.
+    """
+    path = Path(path).resolve()
+    base = path.parent
+    problems = _Problems()
+    data = _read_yaml(path, problems)
+    problems.raise_if_any()
+    keys_dir = base / str(data.get("keys_dir", "keys"))
+    store = _trust_from(data, base, keys_dir, problems, _Digest())
+    # The same defaults as _platform_from and _registry_from.
+    platform = data.get("platform") or {}
+    pid = str(platform.get("id", "eport"))
+    files = [
+        CertificateFile(
+            pid,
+            True,
+            base / platform["certificate"] if platform.get("certificate") else keys_dir / pid / "cert.pem",
+            base / platform["key"] if platform.get("key") else keys_dir / pid / "key.pem",
+        )
+    ]
+    participants = data.get("participants")
+    for participant_id, spec in (participants if isinstance(participants, dict) else {}).items():
+        spec = spec if isinstance(spec, dict) else {}
+        paths = [base / p for p in _as_list(spec.get("certificates"))] or [keys_dir / str(participant_id) / "cert.pem"]
+        for cert_path in paths:
+            # A participant's key is with the participant; the demo PKI keeps it beside cert.pem.
+            key_path = cert_path.with_name("key.pem")
+            usable = cert_path.name == "cert.pem" and key_path.exists()
+            files.append(CertificateFile(str(participant_id), False, cert_path, key_path if usable else None))
+    return store, files, problems.items

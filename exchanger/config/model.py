@@ -8,10 +8,22 @@ from pathlib import Path
 from cryptography import x509
 
 from exchanger.catalogue import Catalogue
+from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
 from exchanger.routing import RoutingTable
 
 DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+
+
+def file_stamps(files) -> dict[Path, float]:
+    """Modification times of files (-1 for a missing one)."""
+    stamps = {}
+    for path in files:
+        try:
+            stamps[path] = path.stat().st_mtime_ns
+        except OSError:
+            stamps[path] = -1
+    return stamps
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class JournalSettings:
+    """Where the message log is kept, which originals it archives, and how often the platform signs it."""
+
+    url: str = "sqlite:///var/journal.db"  # the loader makes a relative SQLite path absolute, from the config's folder
+    keep_originals: str = "rejected"  # rejected | all | none
+    checkpoint_records: int = 1000
+    checkpoint_seconds: int = 60
+    retention_seconds: int | None = None  # what `exchanger log prune` removes when not told --older-than
+
+
+@dataclass(frozen=True)
 class Platform:
     """The exchange's own identity: what it signs forwards and receipts with."""
 
@@ -64,6 +87,13 @@ class Config:
     limits: Limits = Limits()
     broker: BrokerSettings = BrokerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    journal: JournalSettings = JournalSettings()
+    files: tuple[Path, ...] = ()  # every file this version was read from, for change detection
+    trust: TrustStore | None = field(default=None, repr=False)  # anchors and CRLs that signers must chain to
+
+    def files_changed_since(self, stamps: dict[Path, float]) -> bool:
+        """True when any file this configuration was read from changed (or appeared, or vanished)."""
+        return stamps != file_stamps(self.files)
 
     def password_file(self, user: str) -> Path:
         """Where the generated broker password of a participant (or the daemon) lives."""
