@@ -2,35 +2,50 @@
 
 from __future__ import annotations
 
+import base64
+import copy
+import hashlib
 from pathlib import Path
 from typing import Union
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
-from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner
-from signxml.algorithms import SignatureConstructionMethod
 
 from exchanger.keys.material import PrivateKey, load_certificate, load_private_key
 from exchanger.xml.parser import parse_untrusted
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DS_SIGNATURE = f"{{{DS_NS}}}Signature"
+_DS = f"{{{DS_NS}}}"
 
-# Exclusive c14n: both signxml and xmlsec1 implement it, and unlike inclusive c14n it does not
+# Exclusive c14n: signxml and xmlsec1 both implement it, and unlike inclusive c14n it does not
 # drag ancestor namespace declarations into the digest, so documents survive re-wrapping.
-C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
-DIGEST = DigestAlgorithm.SHA256
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 
 _KEY_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)
 KeySource = Union[PrivateKey, Path, str]
 CertSource = Union[x509.Certificate, Path, str]
 
-# lxml serialises concurrent use of one parser internally, so a single instance serves every caller.
+
+def _c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
 
 class Signer:
-    """Holds one private key and its certificate and signs many documents with them."""
+    """Holds one private key and its certificate and signs many documents with them.
+
+    The signature is built directly with lxml's canonicaliser and ``cryptography``: the platform
+    signs every forward and every receipt, and a general-purpose signer re-serialises and
+    re-parses the document several times per signature. Every signature it makes is checked by
+    the tests with signxml (the exchange's verifier) and with xmlsec1, the reference implementation.
+    """
 
     def __init__(self, key: KeySource, certificate: CertSource) -> None:
         self.key: PrivateKey = key if isinstance(key, _KEY_TYPES) else load_private_key(key)
@@ -39,44 +54,48 @@ class Signer:
         )
         if self.certificate.public_key() != self.key.public_key():
             raise ValueError("the certificate does not belong to the private key")
-        self.signature_method = _signature_method_for(self.key)
-        # XMLSigner keeps no per-document state when id_attribute is not passed, so one instance is reused.
-        self._signer = XMLSigner(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=self.signature_method,
-            digest_algorithm=DIGEST,
-            c14n_algorithm=C14N,
-        )
-        # signxml points the reference at "#<Id>" when the root element has an Id/ID attribute, and
-        # cannot be asked for URI="" directly; the annotator runs before SignedInfo is signed.
-        self._signer.signature_annotators.append(_reference_whole_document)
-        self._cert_chain = [self.certificate]
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            self.signature_method = RSA_SHA256
+        elif isinstance(self.key, ec.EllipticCurvePrivateKey):
+            self.signature_method = ECDSA_SHA256
+        else:
+            raise TypeError(f"unsupported signing key type {type(self.key).__name__}")
+        self._certificate_b64 = base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode()
+
+    def _signature_value(self, data: bytes) -> bytes:
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        # XML-DSig wants ECDSA as the raw r || s, each as long as the curve's order, not DER.
+        r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
+        size = (self.key.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
     def sign(self, root: etree._Element) -> etree._Element:
         """Return the root of a new tree: a copy of root with ds:Signature appended as its last child."""
-        # signxml would use an existing <ds:Signature Id="placeholder"> wherever it is, and any other
-        # signature left in the document makes it unverifiable under the exchange's one-signature rule.
+        # Any other signature left in the document makes it unverifiable under the one-signature rule.
         if next(root.iter(DS_SIGNATURE), None) is not None:
             raise ValueError("the document already carries a ds:Signature; remove it before signing")
-        # signxml serialises and re-parses root before signing, so the caller's tree is left untouched.
-        return self._signer.sign(root, key=self.key, cert=self._cert_chain)
+        # A copy in a tree of its own: URI="" then covers exactly this element, for signxml and xmlsec1 alike.
+        signed = copy.deepcopy(root)
+        digest = base64.b64encode(hashlib.sha256(_c14n(signed)).digest()).decode()
+        signature = etree.SubElement(signed, DS_SIGNATURE, nsmap={"ds": DS_NS})
+        info = etree.SubElement(signature, _DS + "SignedInfo")
+        etree.SubElement(info, _DS + "CanonicalizationMethod", Algorithm=EXC_C14N)
+        etree.SubElement(info, _DS + "SignatureMethod", Algorithm=self.signature_method)
+        reference = etree.SubElement(info, _DS + "Reference", URI="")
+        transforms = etree.SubElement(reference, _DS + "Transforms")
+        etree.SubElement(transforms, _DS + "Transform", Algorithm=ENVELOPED)
+        etree.SubElement(transforms, _DS + "Transform", Algorithm=EXC_C14N)
+        etree.SubElement(reference, _DS + "DigestMethod", Algorithm=SHA256)
+        etree.SubElement(reference, _DS + "DigestValue").text = digest
+        value = etree.SubElement(signature, _DS + "SignatureValue")
+        value.text = base64.b64encode(self._signature_value(_c14n(info))).decode()
+        key_info = etree.SubElement(signature, _DS + "KeyInfo")
+        x509_data = etree.SubElement(key_info, _DS + "X509Data")
+        etree.SubElement(x509_data, _DS + "X509Certificate").text = self._certificate_b64
+        return signed
 
     def sign_bytes(self, data: bytes) -> bytes:
         """Parse an XML document safely, sign it, and return the signed document as UTF-8 bytes."""
         signed = self.sign(parse_untrusted(data).getroot())
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
-
-
-def _reference_whole_document(sig_root: etree._Element, signing_settings: object) -> None:
-    """Make the (single) reference cover the whole document: URI=""."""
-    # The digest is over the root element either way; only the URI differs.
-    for reference in sig_root.iterfind(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference"):
-        reference.set("URI", "")
-
-
-def _signature_method_for(key: PrivateKey) -> SignatureMethod:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return SignatureMethod.RSA_SHA256
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return SignatureMethod.ECDSA_SHA256
-    raise TypeError(f"unsupported signing key type {type(key).__name__}")
