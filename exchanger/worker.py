@@ -19,6 +19,7 @@ import structlog
 from exchanger import metrics
 from exchanger.config import ConfigError, load_config
 from exchanger.envelope import Inbound
+from exchanger.faults import crash_point
 from exchanger.pipeline import Disposition, Pipeline, build_pipeline
 from exchanger.transport.backoff import Backoff
 from exchanger.transport.confirms import ConfirmTracker, Settlement
@@ -265,6 +266,7 @@ class Worker:
             channel.basic_publish(
                 publication.exchange, publication.routing_key, publication.body, properties, mandatory=True
             )
+        crash_point("after-publish")
 
     def _on_return(self, _channel, method, properties, _body) -> None:
         self._tracker.returned((method.exchange, method.routing_key, properties.message_id))
@@ -279,7 +281,9 @@ class Worker:
     def _on_settled(self, settlement: Settlement) -> None:
         disposition: Disposition = settlement.payload
         if not settlement.failed:
+            crash_point("after-confirm")
             self._channel.basic_ack(settlement.delivery_tag)
+            crash_point("after-ack")
             self._unsettled -= 1
             metrics.MESSAGE_SECONDS.observe(time.perf_counter() - settlement.started)
             for publication in disposition.publications:

@@ -14,6 +14,7 @@ from exchanger.config import Config
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import Verifier
 from exchanger.envelope import Envelope, Inbound
+from exchanger.faults import crash_point
 from exchanger.outcome import Reason, Rejected
 from exchanger.pipeline.disposition import ACCEPTED, REJECTED, Disposition, Publication
 from exchanger.pipeline.stages.authenticate import Authenticate, connection_identity
@@ -60,6 +61,7 @@ class Pipeline:
                     stage(envelope)
                 finally:
                     seconds.observe(time.perf_counter() - began)
+                crash_point(f"after-{stage.name}")
                 log.debug("stage.passed", stage=stage.name, **envelope.log_context())
         except Rejected as rejected:
             disposition = self._rejected(envelope, rejected.reasons)
