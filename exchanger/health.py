@@ -118,6 +118,12 @@ class Readiness:
             )
         return None
 
+    def _message_log(self) -> str | None:
+        failing = self.registry.get_sample_value("exchanger_message_log_failing") or 0
+        if failing:
+            return f"the message log cannot be written by {int(failing)} worker(s) (see their message_log events)"
+        return None
+
     def _platform(self) -> str | None:
         certificate = self.state.config.platform.certificate
         if certificate is None:
@@ -131,7 +137,12 @@ class Readiness:
 
     def results(self) -> dict[str, str | None]:
         """Every check's outcome: None for healthy, else what is wrong."""
-        checks: dict[str, Check] = {"broker": self._broker, "config": self._config, "platform_certificate": self._platform}
+        checks: dict[str, Check] = {
+            "broker": self._broker,
+            "config": self._config,
+            "platform_certificate": self._platform,
+            "message_log": self._message_log,
+        }
         checks.update(self.extra)
         outcome = {}
         for name, check in checks.items():

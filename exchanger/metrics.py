@@ -30,6 +30,9 @@ RELOADS = Counter("exchanger_config_reloads_total", "Configuration reloads, by o
 CONFIG_VERSION = Gauge(
     "exchanger_config_info", "The configuration version a worker runs (value 1).", ["version"], multiprocess_mode="liveall"
 )
+LOG_FAILING = Gauge(
+    "exchanger_message_log_failing", "Workers whose message log cannot be written right now.", multiprocess_mode="livesum"
+)
 BROKER_CONNECTED = Gauge(
     "exchanger_broker_connected", "Workers consuming from the broker right now.", multiprocess_mode="livesum"
 )

@@ -20,6 +20,7 @@ from exchanger import metrics
 from exchanger.config import ConfigError, load_config
 from exchanger.envelope import Inbound
 from exchanger.faults import crash_point
+from exchanger.journal.recorder import open_recorder
 from exchanger.pipeline import Disposition, Pipeline, build_pipeline
 from exchanger.transport.backoff import Backoff
 from exchanger.transport.confirms import ConfirmTracker, Settlement
@@ -38,7 +39,9 @@ class Worker:
         self.config_path = Path(config_path)
         self.parameters = parameters
         self.name = name
-        self.pipeline: Pipeline = build_pipeline(load_config(self.config_path))
+        config = load_config(self.config_path)
+        self.journal = open_recorder(config)
+        self.pipeline: Pipeline = build_pipeline(config, receipts=self.journal)
         self._work: queue.Queue = queue.Queue()
         self._compute = threading.Thread(target=self._compute_loop, name=f"{name}-compute", daemon=True)
         self._connection: pika.SelectConnection | None = None
@@ -78,6 +81,7 @@ class Worker:
                 break
         self._work.put(None)
         self._compute.join(timeout=10)
+        self.journal.close()
         self.log.info("worker.stopped")
 
     def stop(self) -> None:
@@ -188,6 +192,7 @@ class Worker:
     # ---- compute (compute thread) ----------------------------------------------------------
 
     def _compute_loop(self) -> None:
+        checked = 0.0
         while True:
             # The reload flag is checked between two messages, and at least once a second when idle.
             try:
@@ -196,6 +201,9 @@ class Worker:
                 item = ()
             if self._reload_requested.is_set():
                 self._reload()
+            if time.monotonic() - checked >= 1.0:
+                checked = time.monotonic()
+                metrics.LOG_FAILING.set(1 if self.journal.problem() else 0)
             if item is None:
                 return
             if not item:
@@ -205,13 +213,15 @@ class Worker:
                 continue  # its channel is gone and the broker will deliver it again
             try:
                 disposition = self.pipeline.process(inbound)
-            except Exception:
+            except Exception as exc:
                 # A fault of ours, not of the message: retry later; the queue's delivery limit
                 # dead-letters a message that fails every time, so nothing loops forever.
                 self.log.exception("pipeline.crashed", delivery_tag=tag)
+                self.journal.handed_back(inbound, f"the pipeline crashed: {exc!r}", self.pipeline.config.version)
                 self._from_compute(functools.partial(self._requeue_later, generation, tag))
                 continue
-            self._from_compute(functools.partial(self._settle, generation, tag, disposition, started))
+            entry = self.journal.processed(inbound, disposition, self.pipeline)
+            self._from_compute(functools.partial(self._settle, generation, tag, disposition, started, entry))
 
     def _from_compute(self, callback) -> None:
         connection = self._connection
@@ -224,7 +234,7 @@ class Worker:
         self._reload_requested.clear()
         try:
             config = load_config(self.config_path)
-            pipeline = build_pipeline(config)
+            pipeline = build_pipeline(config, receipts=self.journal)
         except ConfigError as exc:
             metrics.RELOADS.labels("failed").inc()
             self.log.error("config.reload_failed", problems=exc.problems, kept=self.pipeline.config.version)
@@ -235,6 +245,7 @@ class Worker:
             return
         previous = self.pipeline.config.version
         self.pipeline = pipeline
+        self.journal.reconfigure(config, pipeline.signer)
         metrics.RELOADS.labels("ok").inc()
         metrics.CONFIG_VERSION.labels(previous).set(0)
         metrics.CONFIG_VERSION.labels(config.version).set(1)
@@ -242,10 +253,10 @@ class Worker:
 
     # ---- outbound (I/O thread) -------------------------------------------------------------
 
-    def _settle(self, generation: int, tag: int, disposition: Disposition, started: float) -> None:
+    def _settle(self, generation: int, tag: int, disposition: Disposition, started: float, entry) -> None:
         if generation != self._generation or self._channel is None:
             return
-        settlement = Settlement(tag, disposition.publications, payload=disposition, started=started)
+        settlement = Settlement(tag, disposition.publications, payload=(disposition, entry), started=started)
         self._publish(settlement, disposition.publications)
 
     def _publish(self, settlement: Settlement, publications) -> None:
@@ -279,19 +290,12 @@ class Worker:
             self._on_settled(settlement)
 
     def _on_settled(self, settlement: Settlement) -> None:
-        disposition: Disposition = settlement.payload
+        disposition, entry = settlement.payload
         if not settlement.failed:
             crash_point("after-confirm")
-            self._channel.basic_ack(settlement.delivery_tag)
-            crash_point("after-ack")
-            self._unsettled -= 1
-            metrics.MESSAGE_SECONDS.observe(time.perf_counter() - settlement.started)
-            for publication in disposition.publications:
-                kind = publication.headers.get("x-exchanger-kind", "dead-letter")
-                metrics.DELIVERIES.labels(publication.routing_key or publication.exchange, kind).inc()
-            self._publish_backoff.reset()
-            self.log.debug("message.settled", outcome=disposition.outcome, **disposition.context)
-            self._close_when_drained()
+            # Ack once the settlement is in the message log: an acked message is always logged as settled.
+            acknowledge = functools.partial(self._acknowledge, self._generation, settlement)
+            self.journal.settled(entry, then=functools.partial(self._from_compute, acknowledge))
             return
         failed = tuple(settlement.failed)
         settlement.failed.clear()
@@ -299,6 +303,7 @@ class Worker:
         targets = sorted({f"{p.exchange}/{p.routing_key}" for p in failed})
         if settlement.attempts >= MAX_PUBLISH_ATTEMPTS or self._stopping:
             self.log.error("delivery.gave_up", targets=targets, attempts=settlement.attempts, **disposition.context)
+            self.journal.handed_back(entry, f"copies to {', '.join(targets)} not confirmed after {settlement.attempts} attempts")
             self._requeue_later(self._generation, settlement.delivery_tag)
             return
         delay = self._publish_backoff.next_delay()
@@ -306,6 +311,21 @@ class Worker:
         self.log.warning("delivery.retrying", targets=targets, in_seconds=round(delay, 2), **disposition.context)
         generation = self._generation
         self._connection.ioloop.call_later(delay, functools.partial(self._retry, generation, settlement, failed))
+
+    def _acknowledge(self, generation: int, settlement: Settlement) -> None:
+        if generation != self._generation or self._channel is None:
+            return  # the channel is gone: the broker delivers the message again and the log answers it as a duplicate
+        disposition, _ = settlement.payload
+        self._channel.basic_ack(settlement.delivery_tag)
+        crash_point("after-ack")
+        self._unsettled -= 1
+        metrics.MESSAGE_SECONDS.observe(time.perf_counter() - settlement.started)
+        for publication in disposition.publications:
+            kind = publication.headers.get("x-exchanger-kind", "dead-letter")
+            metrics.DELIVERIES.labels(publication.routing_key or publication.exchange, kind).inc()
+        self._publish_backoff.reset()
+        self.log.debug("message.settled", outcome=disposition.outcome, **disposition.context)
+        self._close_when_drained()
 
     def _retry(self, generation: int, settlement: Settlement, failed) -> None:
         if generation == self._generation and self._channel is not None:

@@ -122,6 +122,15 @@ def deployment(broker, tmp_path_factory):
     return exchange
 
 
+@pytest.fixture(autouse=True)
+def fresh_message_log(request):
+    """Each test sends the bundled samples afresh: with the log of an earlier test they would be duplicates."""
+    if "deployment" in request.fixturenames:
+        exchange = request.getfixturevalue("deployment")
+        for path in (exchange.config_path.parent / "var").glob("journal.db*"):
+            path.unlink()
+
+
 def _mailbox(exchange, participant: str, count: int):
     user = exchange.config.registry.get(participant).amqp_user
     url = with_credentials(exchange.url, user, exchange.password(participant))
@@ -266,11 +275,17 @@ def test_sighup_reloads_and_keeps_the_last_good_configuration(deployment, tmp_pa
     live.write_text(original)
     local = type(exchange)(live, exchange.keys_dir, exchange.config)
     local.url = exchange.url
-    sample = str(SAMPLES / "customs-declaration/valid-with-inspection.xml")
+    source = (SAMPLES / "customs-declaration/valid-with-inspection.xml").read_bytes()
+    copies = []
+    for index in range(5):
+        # Each send its own message id: the same one again would be a duplicate, answered with the first receipt.
+        path = tmp_path / f"declaration-{index}.xml"
+        path.write_bytes(source.replace(b"ENTA-DEC-20240318-000002", f"ENTA-DEC-SIGHUP-{index:06d}".encode()))
+        copies.append(str(path))
     daemon = Daemon(local, exchange.url, workers=2)
     try:
         daemon.wait_for("worker.consuming", count=2)
-        _cli(local, exchange.url, "send", "--sign", "--as", "ent-a", sample)
+        _cli(local, exchange.url, "send", "--sign", "--as", "ent-a", copies[0])
         (before,) = _mailbox(local, "customs", 1)
         (shared,) = _mailbox(local, "ciq", 1)
         old_version = before.headers["x-exchanger-config-version"]
@@ -280,7 +295,7 @@ def test_sighup_reloads_and_keeps_the_last_good_configuration(deployment, tmp_pa
         live.write_text(yaml.safe_dump(data, sort_keys=False))
         daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_for("config.reloaded", count=2)  # both workers, idle ones too
-        _cli(local, exchange.url, "send", "--sign", "--as", "ent-a", sample, sample, sample)
+        _cli(local, exchange.url, "send", "--sign", "--as", "ent-a", *copies[1:4])
         after = _mailbox(local, "customs", 3)
         new_versions = {m.headers["x-exchanger-config-version"] for m in after}
         assert len(new_versions) == 1 and old_version not in new_versions
@@ -289,7 +304,7 @@ def test_sighup_reloads_and_keeps_the_last_good_configuration(deployment, tmp_pa
         live.write_text("routes: [this is: not valid")
         daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_for("config.reload_failed", count=2)
-        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a", sample)
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a", copies[4])
         (kept,) = _mailbox(local, "customs", 1)
         assert {kept.headers["x-exchanger-config-version"]} == new_versions
         assert len(_mailbox(local, "ent-a", 5)) == 5  # every message got its receipt

@@ -22,7 +22,6 @@ from exchanger.keys.trust import (
     DEFAULT_IDENTITY_FIELD,
     IDENTITY_FIELDS,
     TrustStore,
-    attach,
     identities,
 )
 from exchanger.participants import KINDS, Participant, Registry
@@ -282,6 +281,36 @@ def _registry_from(data: dict, base: Path, keys_dir: Path, problems: _Problems, 
     return Registry(participants)
 
 
+def _compile_predicate(
+    source: Any, catalogue: Catalogue, types: frozenset[str], where: str, problems: _Problems
+) -> etree.XPath | None:
+    """Compile a route condition with XPath's own truth (``boolean()``), and try it once now.
+
+    Unknown functions, undeclared prefixes and wrong argument counts only show when an XPath is
+    evaluated: trying it on an empty document of each type makes them a config problem instead
+    of a failure on the first message.
+    """
+    if not isinstance(source, str) or not source.strip():
+        problems.add(where, "must be a non-empty XPath string")
+        return None
+    variables = set(_VARIABLE.findall(source))
+    known = [catalogue.get(name) for name in sorted(types) if name in catalogue]
+    for message_type in known:
+        for variable in sorted(variables - set(message_type.fields)):
+            problems.add(where, f"${variable} is not a field of {message_type.name} in the catalogue")
+    compiled = _compile_xpath(f"boolean({source})", catalogue.namespaces, where, problems)
+    if compiled is None or variables - set().union(*(set(t.fields) for t in known or [])):
+        return compiled
+    for message_type in known:
+        probe = etree.Element(message_type.root)
+        try:
+            compiled(probe, **{name: "" for name in message_type.fields})
+        except etree.XPathError as exc:
+            problems.add(where, f"XPath {source!r} cannot be evaluated on a {message_type.name}: {exc}")
+            return None
+    return compiled
+
+
 def _route_from(
     index: int, spec: Any, catalogue: Catalogue, registry: Registry, problems: _Problems
 ) -> Route | None:
@@ -334,11 +363,7 @@ def _route_from(
     when = None
     when_source = spec.get("when")
     if when_source is not None:
-        when = _compile_xpath(when_source, catalogue.namespaces, f"{at}.when", problems)
-        for variable in _VARIABLE.findall(str(when_source)):
-            for name in types & set(catalogue.names()):
-                if variable not in catalogue.get(name).fields:
-                    problems.add(f"{at}.when", f"${variable} is not a field of {name} in the catalogue")
+        when = _compile_predicate(when_source, catalogue, types, f"{at}.when", problems)
     return Route(
         id=str(rid),
         types=types,
@@ -533,7 +558,6 @@ def load_config(path: Path | str) -> Config:
     trust = _trust_from(data, base, keys_dir, problems, digest)
     _check_signers(trust, platform, registry, problems)
     # The verify stage is built from the registry alone; it finds the store the registry was checked against.
-    attach(registry, trust)
 
     limits_data = data.get("limits") or {}
     broker_data = data.get("broker") or {}

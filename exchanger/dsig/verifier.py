@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import re
 from base64 import b64decode
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ _DIGEST_URIS = frozenset(digest.value for digest in ACCEPTED_DIGESTS)
 _KEY_INFO_CHILDREN = frozenset(
     {f"{{{DS_NS}}}X509Data", f"{{{DS_NS}}}KeyValue", f"{{{DS_NS}}}KeyName", f"{{{DSIG11_NS}}}DEREncodedKeyValue"}
 )
+_SIGNATURE_CHILDREN = frozenset({f"{{{DS_NS}}}SignedInfo", f"{{{DS_NS}}}SignatureValue", f"{{{DS_NS}}}KeyInfo"})
+_SIGNATURE_NAMESPACES = frozenset({DS_NS, DSIG11_NS, EC_NS})
 _KNOWN_CURVES = {
     "urn:oid:1.2.840.10045.3.1.7": "secp256r1",
     "urn:oid:1.3.132.0.34": "secp384r1",
@@ -61,6 +64,7 @@ CODES = (
     "signature.key-info",
     "signature.certificate",
     "signature.invalid",
+    "signature.unsigned-content",
 )
 
 
@@ -110,6 +114,8 @@ class Verifier:
         signed_info = _one_child(signature, "SignedInfo", "signature.invalid")
         signature_method = _check_signed_info(signed_info)
         _check_reference(_only_reference(signed_info))
+        _check_nothing_unsigned(signature)
+        _check_base64(signature)
         key_info = _one_child(signature, "KeyInfo", "signature.key-info")
         pinned = _pinned(_embedded_certificate_der(key_info), certificates)
         _check_key_values(key_info, pinned.public_key())
@@ -159,6 +165,44 @@ def _the_signature(root: etree._Element) -> etree._Element:
             f"the ds:Signature is at {where}; it must be a direct child of the root element",
         )
     return signature
+
+
+def _check_nothing_unsigned(signature: etree._Element) -> None:
+    """Refuse content carried inside the signature, where the enveloped-signature transform leaves it unsigned.
+
+    A ds:Object (or a foreign element in KeyInfo) would travel to receivers byte for byte with the
+    signed document while no signature covers it: the classic place to hide a second, forged document.
+    """
+    for child in signature:
+        if isinstance(child.tag, str) and child.tag not in _SIGNATURE_CHILDREN:
+            raise SignatureError(
+                "signature.unsigned-content",
+                f"ds:Signature carries {child.tag}, which no reference covers; only SignedInfo, SignatureValue "
+                "and KeyInfo are accepted",
+            )
+    for element in signature.iter():
+        tag = element.tag
+        if not isinstance(tag, str):
+            continue  # comments and processing instructions
+        namespace = tag[1 : tag.index("}")] if tag.startswith("{") else ""
+        if namespace not in _SIGNATURE_NAMESPACES:
+            raise SignatureError(
+                "signature.unsigned-content",
+                f"ds:Signature contains the foreign element {tag}; only XML-DSig elements are accepted in it",
+            )
+
+
+_BASE64 = re.compile(r"^[A-Za-z0-9+/\s]*={0,2}\s*$")
+
+
+def _check_base64(signature: etree._Element) -> None:
+    """SignatureValue and DigestValue must be plain base64: lenient decoders skip junk that xmlsec1 refuses."""
+    for name in ("SignatureValue", "SignedInfo/ds:Reference/ds:DigestValue"):
+        for node in signature.iterfind(f"ds:{name}", namespaces={"ds": DS_NS}):
+            if not _BASE64.match(node.text or ""):
+                raise SignatureError(
+                    "signature.invalid", f"ds:{name.rsplit(':', 1)[-1]} holds characters that are not base64"
+                )
 
 
 def _check_signed_info(signed_info: etree._Element) -> str:

@@ -1,4 +1,4 @@
-"""Load keys and certificates from PEM files and name certificates by fingerprint."""
+"""Load keys, certificates and revocation lists from PEM files and name certificates by fingerprint."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ def load_certificate(path: Path | str) -> x509.Certificate:
     return x509.load_der_x509_certificate(data)
 
 
+def load_crl(path: Path | str) -> x509.CertificateRevocationList:
+    """Load one certificate revocation list from a PEM (or, failing that, DER) file."""
+    data = Path(path).read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_crl(data)
+    return x509.load_der_x509_crl(data)
+
+
 def load_private_key(path: Path | str) -> PrivateKey:
     """Load an unencrypted RSA or EC private key from a PEM file."""
     key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
@@ -30,6 +38,18 @@ def load_private_key(path: Path | str) -> PrivateKey:
     return key
 
 
+def same_public_key(cert: x509.Certificate, key: PrivateKey) -> bool:
+    """Tell whether the certificate certifies this private key's public half."""
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
+
+
 def fingerprint(cert: x509.Certificate) -> str:
     """Return the SHA-256 fingerprint of the certificate's DER encoding, lowercase hex."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    """Return the certificate's serial number as lowercase hex, the form `keys list` shows and `keys revoke` takes."""
+    return format(cert.serial_number, "x")

@@ -1,4 +1,4 @@
-"""Demo PKI of the exchange: a root CA, one key and certificate per participant, broker passwords."""
+"""Demo PKI of the exchange: a root CA and its CRL, one key and certificate per participant, broker passwords."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from exchanger.keys.material import PrivateKey, load_certificate, load_private_key
+from exchanger.keys.material import (
+    PrivateKey,
+    load_certificate,
+    load_crl,
+    load_private_key,
+    same_public_key,
+    serial_hex,
+)
 
 CA_COMMON_NAME = "exchanger demo root CA"
 CA_ORGANIZATION = "Electronic Port"
@@ -27,6 +34,9 @@ ALGORITHMS = ("rsa", "ec")
 CA_VALIDITY = timedelta(days=3650)
 CERT_VALIDITY = timedelta(days=730)
 CRL_VALIDITY = timedelta(days=30)
+# `keys init` renews a CRL this close to its nextUpdate, so a demo exchange restarted now and then never
+# runs into its own stale CRL (which would make it refuse every signature, as it must).
+CRL_RENEW_BEFORE = timedelta(days=7)
 # Certificates start in the past so that a peer whose clock lags a little still accepts them.
 BACKDATE = timedelta(hours=1)
 
@@ -74,14 +84,57 @@ def issue_certificate(
     algorithm: str = "rsa",
     *,
     new_key: bool = False,
+    keep_previous: bool = False,
 ) -> list[Path]:
-    """Issue keys/<id>/cert.pem from the CA in keys_dir, making keys/<id>/key.pem first if absent (or new_key)."""
+    """Issue keys/<id>/cert.pem from the CA in keys_dir, making keys/<id>/key.pem first if absent (or new_key).
+
+    With keep_previous, the certificate being replaced is kept as keys/<id>/cert-<serial>.pem, so
+    that both can be registered while signers move from the old key to the new one.
+    """
     keys_dir = Path(keys_dir)
     _check_algorithm(algorithm)
     _check_participant_id(participant_id)
     ca_cert = load_certificate(keys_dir / "ca" / "cert.pem")
     ca_key = load_private_key(keys_dir / "ca" / "key.pem")
-    return _issue(keys_dir, ca_cert, ca_key, participant_id, display_name, algorithm, new_key=new_key)
+    written: list[Path] = []
+    cert_path = keys_dir / participant_id / "cert.pem"
+    if keep_previous and cert_path.exists():
+        previous = cert_path.parent / f"cert-{serial_hex(load_certificate(cert_path))}.pem"
+        _write_public(previous, cert_path.read_bytes())
+        written.append(previous)
+    return written + _issue(keys_dir, ca_cert, ca_key, participant_id, display_name, algorithm, new_key=new_key)
+
+
+def revoke_certificate(
+    keys_dir: Path,
+    serial_number: int,
+    *,
+    reason: x509.ReasonFlags | None = None,
+) -> x509.CertificateRevocationList:
+    """Add a serial number to the demo CA's revocation list and write the new keys/ca/crl.pem; return it.
+
+    Revoking a serial that is already revoked only renews the list.
+    """
+    keys_dir = Path(keys_dir)
+    ca_cert = load_certificate(keys_dir / "ca" / "cert.pem")
+    ca_key = load_private_key(keys_dir / "ca" / "key.pem")
+    revoked, number = _current_revocations(keys_dir / "ca" / "crl.pem", ca_cert)
+    if all(entry.serial_number != serial_number for entry in revoked):
+        entry = x509.RevokedCertificateBuilder().serial_number(serial_number)
+        entry = entry.revocation_date(datetime.now(timezone.utc))
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        revoked.append(entry.build())
+    return _write_crl(keys_dir, ca_cert, ca_key, revoked, number + 1)
+
+
+def renew_crl(keys_dir: Path) -> x509.CertificateRevocationList:
+    """Issue the demo CA's revocation list again, same entries, with a new nextUpdate; return it."""
+    keys_dir = Path(keys_dir)
+    ca_cert = load_certificate(keys_dir / "ca" / "cert.pem")
+    ca_key = load_private_key(keys_dir / "ca" / "key.pem")
+    revoked, number = _current_revocations(keys_dir / "ca" / "crl.pem", ca_cert)
+    return _write_crl(keys_dir, ca_cert, ca_key, revoked, number + 1)
 
 
 def _ensure_ca(
@@ -90,19 +143,20 @@ def _ensure_ca(
     cert_path, key_path, crl_path = (keys_dir / "ca" / name for name in ("cert.pem", "key.pem", "crl.pem"))
     # A CA certificate without its key (or the reverse) cannot issue anything: start the CA over.
     if force or not cert_path.exists() or not key_path.exists():
-        ca_key = _generate_key(algorithm)
-        ca_cert = _build_ca_certificate(ca_key)
+        ca_key = generate_key(algorithm)
+        ca_cert = build_ca_certificate(ca_key)
         _write_private(key_path, _key_pem(ca_key))
         _write_public(cert_path, ca_cert.public_bytes(serialization.Encoding.PEM))
-        _write_public(crl_path, _build_empty_crl(ca_cert, ca_key))
+        _write_crl(keys_dir, ca_cert, ca_key, [], 1)
         return ca_cert, ca_key, [key_path, cert_path, crl_path]
     ca_cert = load_certificate(cert_path)
     ca_key = load_private_key(key_path)
-    if not _same_public_key(ca_cert, ca_key):
+    if not same_public_key(ca_cert, ca_key):
         raise ValueError(f"{cert_path} does not belong to {key_path}; run with force to recreate the CA")
-    if crl_path.exists():
+    if crl_path.exists() and not _crl_needs_renewal(crl_path, ca_cert):
         return ca_cert, ca_key, []
-    _write_public(crl_path, _build_empty_crl(ca_cert, ca_key))
+    revoked, number = _current_revocations(crl_path, ca_cert)
+    _write_crl(keys_dir, ca_cert, ca_key, revoked, number + 1)
     return ca_cert, ca_key, [crl_path]
 
 
@@ -127,7 +181,7 @@ def _ensure_participant(
 
 def _is_current(cert: x509.Certificate, key: PrivateKey, ca_cert: x509.Certificate) -> bool:
     """Tell whether a kept certificate still matches its key and the (possibly recreated) CA."""
-    if not _same_public_key(cert, key):
+    if not same_public_key(cert, key):
         return False
     try:
         cert.verify_directly_issued_by(ca_cert)
@@ -150,12 +204,12 @@ def _issue(
     cert_path = keys_dir / participant_id / "cert.pem"
     written: list[Path] = []
     if new_key or not key_path.exists():
-        key = _generate_key(algorithm)
+        key = generate_key(algorithm)
         _write_private(key_path, _key_pem(key))
         written.append(key_path)
     else:
         key = load_private_key(key_path)
-    cert = _build_participant_certificate(key, participant_id, display_name, ca_cert, ca_key)
+    cert = build_participant_certificate(key, participant_id, display_name, ca_cert, ca_key)
     _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     written.append(cert_path)
     return written
@@ -168,10 +222,11 @@ def _ensure_password(path: Path, *, force: bool) -> list[Path]:
     return [path]
 
 
-def _build_ca_certificate(key: PrivateKey) -> x509.Certificate:
+def build_ca_certificate(key: PrivateKey, common_name: str = CA_COMMON_NAME) -> x509.Certificate:
+    """Return a self-signed root CA certificate for key, valid ten years, that issues end-entity certificates only."""
     name = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, CA_ORGANIZATION),
         ]
     )
@@ -194,22 +249,26 @@ def _build_ca_certificate(key: PrivateKey) -> x509.Certificate:
     return builder.sign(key, hashes.SHA256())
 
 
-def _build_participant_certificate(
+def build_participant_certificate(
     key: PrivateKey,
     participant_id: str,
     display_name: str,
     ca_cert: x509.Certificate,
     ca_key: PrivateKey,
+    *,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
 ) -> x509.Certificate:
+    """Return a participant's signing certificate for key, issued by the CA (valid two years from an hour ago)."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, participant_id),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, display_name or participant_id),
         ]
     )
-    not_before = datetime.now(timezone.utc) - BACKDATE
+    not_before = not_before or datetime.now(timezone.utc) - BACKDATE
     # A certificate outliving its issuer would only fail later, at chain validation.
-    not_after = min(not_before + CERT_VALIDITY, ca_cert.not_valid_after_utc)
+    not_after = not_after or min(not_before + CERT_VALIDITY, ca_cert.not_valid_after_utc)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     is_rsa = isinstance(key, rsa.RSAPrivateKey)
     builder = (
@@ -239,19 +298,66 @@ def _build_participant_certificate(
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def _build_empty_crl(ca_cert: x509.Certificate, ca_key: PrivateKey) -> bytes:
+def _write_crl(
+    keys_dir: Path,
+    ca_cert: x509.Certificate,
+    ca_key: PrivateKey,
+    revoked: list[x509.RevokedCertificate],
+    number: int,
+) -> x509.CertificateRevocationList:
     now = datetime.now(timezone.utc)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    crl = (
+    builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
         .last_update(now)
         .next_update(now + CRL_VALIDITY)
-        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(x509.CRLNumber(number), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .sign(ca_key, hashes.SHA256())
     )
-    return crl.public_bytes(serialization.Encoding.PEM)
+    for entry in revoked:
+        builder = builder.add_revoked_certificate(entry)
+    crl = builder.sign(ca_key, hashes.SHA256())
+    _write_public(keys_dir / "ca" / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
+    return crl
+
+
+def _current_revocations(crl_path: Path, ca_cert: x509.Certificate) -> tuple[list[x509.RevokedCertificate], int]:
+    """The entries and number of the CA's current CRL; none and 0 when there is no CRL of this CA."""
+    try:
+        crl = load_crl(crl_path)
+    except (OSError, ValueError):
+        return [], 0
+    # A CRL left from an earlier CA (recreated since) says nothing about this CA's certificates.
+    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+        return [], 0
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = 0
+    return _rebuilt_entries(crl), number
+
+
+def _rebuilt_entries(crl: x509.CertificateRevocationList) -> list[x509.RevokedCertificate]:
+    entries = []
+    for old in crl:
+        entry = x509.RevokedCertificateBuilder().serial_number(old.serial_number)
+        entry = entry.revocation_date(old.revocation_date_utc)
+        for extension in old.extensions:
+            entry = entry.add_extension(extension.value, extension.critical)
+        entries.append(entry.build())
+    return entries
+
+
+def _crl_needs_renewal(crl_path: Path, ca_cert: x509.Certificate) -> bool:
+    try:
+        crl = load_crl(crl_path)
+    except (OSError, ValueError):
+        return True
+    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+        return True
+    next_update = crl.next_update_utc
+    return next_update is None or next_update - datetime.now(timezone.utc) < CRL_RENEW_BEFORE
 
 
 def _key_usage(
@@ -275,7 +381,9 @@ def _key_usage(
     )
 
 
-def _generate_key(algorithm: str) -> PrivateKey:
+def generate_key(algorithm: str = "rsa") -> PrivateKey:
+    """Return a new RSA-2048 or ECDSA P-256 private key."""
+    _check_algorithm(algorithm)
     if algorithm == "ec":
         return ec.generate_private_key(ec.SECP256R1())
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -287,12 +395,6 @@ def _key_pem(key: PrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _same_public_key(cert: x509.Certificate, key: PrivateKey) -> bool:
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -18,6 +18,7 @@ from exchanger.faults import crash_point
 from exchanger.outcome import Reason, Rejected
 from exchanger.pipeline.disposition import ACCEPTED, REJECTED, Disposition, Publication
 from exchanger.pipeline.stages.authenticate import Authenticate, connection_identity
+from exchanger.pipeline.stages.deduplicate import AcceptedReceipts, Deduplicate, Duplicate, duplicate_disposition
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.route import Route
@@ -31,6 +32,23 @@ from exchanger.transport.names import DEAD_EXCHANGE, MAILBOX_EXCHANGE
 log = structlog.get_logger("exchanger.pipeline")
 
 HEADER = "x-exchanger-"
+
+
+# AMQP headers travel in one frame (128 KiB by default): keep what the exchange adds well inside it.
+MAX_REASONS_HEADER = 16_000
+MAX_REASON_TEXT = 500
+MAX_ID_HEADER = 256
+
+
+def reasons_header(reasons) -> str:
+    """Every reason as JSON, each shortened, dropping the last ones until the whole fits in a header."""
+    items = [dict(r.as_dict(), message=r.message[:MAX_REASON_TEXT]) for r in reasons]
+    while items:
+        text = json.dumps(items, ensure_ascii=False)
+        if len(text.encode()) <= MAX_REASONS_HEADER:
+            return text
+        items.pop()
+    return "[]"
 
 
 class Stage(Protocol):
@@ -63,6 +81,16 @@ class Pipeline:
                     seconds.observe(time.perf_counter() - began)
                 crash_point(f"after-{stage.name}")
                 log.debug("stage.passed", stage=stage.name, **envelope.log_context())
+        except Duplicate as duplicate:
+            disposition = duplicate_disposition(envelope, duplicate, self.config.version)
+            self._count(envelope, disposition)
+            log.info(
+                "message.duplicate",
+                original_receipt=duplicate.receipt_id,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+                **envelope.log_context(),
+            )
+            return disposition
         except Rejected as rejected:
             disposition = self._rejected(envelope, rejected.reasons)
             self._count(envelope, disposition)
@@ -113,13 +141,13 @@ class Pipeline:
             f"{HEADER}config-version": self.config.version,
         }
         if envelope.message_id:
-            headers[f"{HEADER}orig-message-id"] = envelope.message_id
+            headers[f"{HEADER}orig-message-id"] = envelope.message_id[:MAX_ID_HEADER]
         return Publication(
             MAILBOX_EXCHANGE,
             receiver,
             body,
             message_id=receipt_id,
-            correlation_id=envelope.message_id or envelope.inbound.message_id,
+            correlation_id=(envelope.message_id or envelope.inbound.message_id or "")[:MAX_ID_HEADER] or None,
             type="PlatformReceipt",
             headers=headers,
         )
@@ -129,7 +157,7 @@ class Pipeline:
             f"{HEADER}kind": "forward",
             f"{HEADER}message-type": envelope.message_type.name,
             f"{HEADER}sender": envelope.sender.id,
-            f"{HEADER}orig-message-id": envelope.message_id,
+            f"{HEADER}orig-message-id": envelope.message_id[:MAX_ID_HEADER],
             f"{HEADER}orig-digest": envelope.digest,
             f"{HEADER}config-version": self.config.version,
         }
@@ -145,7 +173,7 @@ class Pipeline:
                     delivery.to,
                     envelope.forward,
                     message_id=envelope.forward_id,
-                    correlation_id=envelope.message_id,
+                    correlation_id=envelope.message_id[:MAX_ID_HEADER],
                     type=envelope.message_type.name,
                     headers=headers,
                 )
@@ -163,13 +191,15 @@ class Pipeline:
         headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
         # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
         connected = envelope.connected_as or connection_identity(inbound, self.config.registry, self.config.broker.daemon_user)
-        if REPLAYS in (inbound.headers or {}):
-            headers[REPLAYS] = inbound.headers[REPLAYS]
+        replays = (inbound.headers or {}).get(REPLAYS)
+        if inbound.user_id == self.config.broker.daemon_user and isinstance(replays, int):
+            # Only the daemon's own replays may carry a count; a participant's header saying so is dropped.
+            headers[REPLAYS] = replays
         headers.update(
             {
                 f"{HEADER}stage": reasons[0].stage,
                 f"{HEADER}reason": reasons[0].describe()[:1000],
-                f"{HEADER}reasons": json.dumps([r.as_dict() for r in reasons], ensure_ascii=False)[:60000],
+                f"{HEADER}reasons": reasons_header(reasons),
                 f"{HEADER}digest": envelope.digest,
                 DEAD_LETTER_ID: derived_id("dead-letter", envelope.digest, repr(inbound.received_at))[:12],
                 f"{HEADER}received-at": int(inbound.received_at * 1000),
@@ -179,7 +209,7 @@ class Pipeline:
         if connected is not None or inbound.user_id:
             headers[f"{HEADER}user-id"] = connected.amqp_user if connected is not None else inbound.user_id
         if envelope.message_id:
-            headers[f"{HEADER}orig-message-id"] = envelope.message_id
+            headers[f"{HEADER}orig-message-id"] = envelope.message_id[:MAX_ID_HEADER]
         publications = [
             Publication(
                 DEAD_EXCHANGE,
@@ -196,15 +226,16 @@ class Pipeline:
         return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
 
 
-def build_pipeline(config: Config, signer: Signer | None = None) -> Pipeline:
+def build_pipeline(config: Config, signer: Signer | None = None, receipts: AcceptedReceipts | None = None) -> Pipeline:
     """Assemble the stages for one configuration version; everything expensive is built here, once."""
     signer = signer or Signer(config.platform.key_path, config.platform.certificate_path)
     stages: list[Stage] = [
         Parse(config.limits.max_message_bytes),
         Identify(config.catalogue),
         Validate(),
-        Verify(config.registry, Verifier()),
+        Verify(config.registry, config.trust, Verifier()),
         Authenticate(config.registry, config.broker.daemon_user),
+        *([Deduplicate(receipts)] if receipts is not None else []),
         Route(config.table),
         Sign(signer, config.version),
     ]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from exchanger.outcome import Reason, Rejected
 from exchanger.participants import Participant
 
 ADDRESSED = "addressed"
@@ -89,7 +90,11 @@ class Route:
         return tuple(d for d in self.deliver if d != ADDRESSED)
 
     def condition_holds(self, root: etree._Element, variables: dict[str, str]) -> bool:
-        """Evaluate the XPath predicate over the signed document; no predicate means true."""
+        """Evaluate the predicate (compiled as XPath ``boolean()``) over the signed document; none means true."""
         if self.when is None:
             return True
-        return bool(self.when(root, **variables))
+        try:
+            return bool(self.when(root, **variables))
+        except etree.XPathError as exc:
+            # The loader tries every condition once, so this is rare; still a clear refusal, never a crash.
+            raise Rejected(Reason("route", "condition-error", f"rule {self.id}: condition {self.when_source!r} failed: {exc}")) from None

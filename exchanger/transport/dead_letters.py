@@ -70,7 +70,7 @@ class DeadLetter:
             message_type=properties.type,
             message_id=headers.get("x-exchanger-orig-message-id") or properties.message_id,
             dead_at=dead_at,
-            replays=int(headers.get(REPLAYS, 0) or 0),
+            replays=headers[REPLAYS] if isinstance(headers.get(REPLAYS), int) else 0,
             reasons=reasons,
         )
 

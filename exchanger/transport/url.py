@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
-from urllib.parse import SplitResult, parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import pika
+from pika.credentials import ExternalCredentials
 
 ENV_VAR = "EXCHANGER_AMQP_URL"
 DEFAULT_URL = "amqp://127.0.0.1:5672/%2F"
 _SCHEMES = ("amqp", "amqps")
+# The TLS query parameters of RabbitMQ's URI spec that the exchange understands; pika knows none of them.
+TLS_PARAMETERS = ("cacertfile", "certfile", "keyfile", "server_name_indication", "auth_mechanism")
 
 
 def resolve_amqp_url(
@@ -60,11 +64,32 @@ def connection_parameters(
     """Return pika parameters for the URL with a heartbeat and a blocked-connection timeout.
 
     A value given in the URL's query string wins over the keyword, so an
-    operator can tune one deployment without a code change.
+    operator can tune one deployment without a code change. An ``amqps://`` URL
+    connects over TLS, verifying the broker's certificate and host name against
+    ``cacertfile`` (else the system's CAs), presenting ``certfile``/``keyfile``
+    when given, and logging in by that certificate with ``auth_mechanism=external``.
     """
     _check_scheme(url)
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    tls = {name: query.pop(name)[-1] for name in TLS_PARAMETERS if name in query}
+    if tls and parts.scheme != "amqps":
+        raise ValueError(f"{', '.join(tls)} need an amqps:// URL: {redact(url)}")
+    if tls and "ssl_options" in query:
+        raise ValueError(f"give either pika's ssl_options or {', '.join(tls)}, not both: {redact(url)}")
+    mechanism = tls.get("auth_mechanism", "plain").lower()
+    if mechanism not in ("plain", "external"):
+        raise ValueError(f"auth_mechanism must be plain or external, not {mechanism!r}: {redact(url)}")
+    if tls:
+        url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
     params = pika.URLParameters(url)
-    query = parse_qs(urlsplit(url).query)
+    if parts.scheme == "amqps" and "ssl_options" not in query:
+        params.ssl_options = _ssl_options(parts.hostname, tls)
+        if mechanism == "external":
+            if "certfile" not in tls:
+                raise ValueError(f"auth_mechanism=external needs a client certificate (certfile=...): {redact(url)}")
+            # The broker takes the user name from the certificate (ssl_cert_login_from), not from the URL.
+            params.credentials = ExternalCredentials()
     if "heartbeat" not in query:
         params.heartbeat = heartbeat
     # Without this a client publishing during a broker memory or disk alarm
@@ -77,6 +102,17 @@ def connection_parameters(
         properties["connection_name"] = client_name
         params.client_properties = properties
     return params
+
+
+def _ssl_options(host: str | None, tls: dict[str, str]) -> pika.SSLOptions:
+    """A TLS client context that always verifies the broker, with the client certificate when one is given."""
+    context = ssl.create_default_context(cafile=tls.get("cacertfile"))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if "certfile" in tls:
+        context.load_cert_chain(tls["certfile"], tls.get("keyfile"))
+    elif "keyfile" in tls:
+        raise ValueError("keyfile given without certfile")
+    return pika.SSLOptions(context, server_hostname=tls.get("server_name_indication") or host)
 
 
 def _split(url: str) -> SplitResult:

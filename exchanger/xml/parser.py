@@ -61,6 +61,14 @@ def parse_untrusted(data: bytes, *, max_bytes: int | None = None) -> etree._Elem
         raise HostileXML("parse.doctype", "a DOCTYPE or entity declaration is not allowed in messages")
     for node in root.iter(etree.Entity):
         raise HostileXML("parse.entity", f"entity reference {node.text} is not allowed", node.sourceline)
+    for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        if isinstance(sibling, etree._ProcessingInstruction):
+            # Verifiers disagree on whether a signature over the document covers these; refuse the doubt.
+            raise HostileXML(
+                "parse.processing-instruction",
+                f"processing instruction <?{sibling.target}?> outside the root element is not allowed",
+                sibling.sourceline,
+            )
     return tree
 
 

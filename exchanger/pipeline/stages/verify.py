@@ -1,4 +1,4 @@
-"""Stage 4: verify the sender's enveloped signature against that participant's pinned certificate."""
+"""Stage 4: verify the sender's enveloped signature against a pinned certificate that chains to a trusted CA."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from exchanger.dsig.verifier import SignatureError, Verifier
 from exchanger.envelope import Envelope
+from exchanger.keys.trust import CertificateRefused, TrustStore
 from exchanger.outcome import Reason, Rejected
 from exchanger.participants import Registry
 
@@ -18,18 +19,22 @@ _CERT_PATH = f"{_DS}Signature/{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"
 
 
 class Verify:
-    """Find the signer by the certificate in the signature, then verify against that certificate only.
+    """Find the signer by the certificate in the signature, check that certificate, then the signature with it.
 
+    The certificate must be registered (pinned) for a participant, name that participant, chain to a
+    trust anchor, be within its validity period, allow digital signatures and not be revoked.
     From here on, stages read ``envelope.signed_root``: the content the signature covers.
     """
 
     name = "verify"
 
-    def __init__(self, registry: Registry, verifier: Verifier | None = None):
+    def __init__(self, registry: Registry, trust: TrustStore | None, verifier: Verifier | None = None):
         self.registry = registry
         self.verifier = verifier or Verifier()
+        # Without a trust store every signature is refused below, never accepted unchecked.
+        self.trust = trust
         self._by_fingerprint = {
-            hashlib.sha256(cert.public_bytes(Encoding.DER)).digest(): participant
+            hashlib.sha256(cert.public_bytes(Encoding.DER)).digest(): (participant, cert)
             for participant in registry
             for cert in participant.certificates
         }
@@ -41,26 +46,44 @@ class Verify:
         root = envelope.tree.getroot()
         cert_node = root.find(_CERT_PATH)
         if cert_node is None or not (cert_node.text or "").strip():
-            raise self._reject(
-                "signature.missing",
-                "the document carries no enveloped ds:Signature with an X509Certificate "
-                "(sign it with your participant certificate, e.g. `exchanger sign FILE --as YOU`)",
-            )
+            raise self._unpinned(root)
         try:
             der = base64.b64decode("".join(cert_node.text.split()), validate=True)
         except (binascii.Error, ValueError):
             raise self._reject("signature.key-info", "the X509Certificate in KeyInfo is not valid base64") from None
-        signer = self._by_fingerprint.get(hashlib.sha256(der).digest())
+        signer, certificate = self._by_fingerprint.get(hashlib.sha256(der).digest(), (None, None))
         if signer is None:
             raise self._reject(
                 "signature.certificate",
                 f"signed with a certificate that is not registered with this exchange "
                 f"(sha256 {hashlib.sha256(der).hexdigest()[:16]}…)",
             )
+        if self.trust is None:
+            raise self._reject("certificate.untrusted", "no trust anchors are configured, so no signer can be trusted")
+        # Checked before the signature itself so that an expired, revoked or untrusted certificate is
+        # refused for that reason, not for whatever the signature library makes of it.
         try:
-            verified = self.verifier.verify(root, signer.certificates)
+            self.trust.check(certificate, signer.id)
+        except CertificateRefused as exc:
+            raise self._reject(exc.code, exc.message) from None
+        try:
+            verified = self.verifier.verify(root, [certificate])
         except SignatureError as exc:
             raise self._reject(exc.code, str(exc)) from None
         envelope.signer = signer
         envelope.signed_root = verified.signed_root
 
+    def _unpinned(self, root) -> Rejected:
+        """Explain a document whose signature carries no certificate: no signature, or what is wrong with it."""
+        try:
+            # With no certificate to verify against, this only ever raises: the structural checks
+            # (algorithms, placement, KeyInfo) name what is wrong, e.g. HMAC or a bare KeyValue.
+            self.verifier.verify(root, ())
+        except SignatureError as exc:
+            if exc.code != "signature.missing":
+                return self._reject(exc.code, exc.message)
+        return self._reject(
+            "signature.missing",
+            "the document carries no enveloped ds:Signature with an X509Certificate "
+            "(sign it with your participant certificate, e.g. `exchanger sign FILE --as YOU`)",
+        )

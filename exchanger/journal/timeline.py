@@ -1,0 +1,112 @@
+"""Records in words: the lines of ``exchanger trace`` and ``exchanger log search``."""
+
+from __future__ import annotations
+
+from exchanger.journal.records import (
+    DEAD_LETTERED,
+    DELIVERED,
+    DUPLICATE,
+    HANDED_BACK,
+    PRUNED,
+    RECEIPT,
+    RECEIVED,
+    REJECTED,
+    ROUTED,
+    Record,
+)
+
+# What ``log search --status`` calls each outcome record.
+STATUS_OF = {ROUTED: "accepted", REJECTED: "rejected", DUPLICATE: "duplicate"}
+KIND_OF_STATUS = {status: kind for kind, status in STATUS_OF.items()}
+
+
+def when(record: Record) -> str:
+    """The record's time as people read it: UTC to the millisecond."""
+    return record.at[:23].replace("T", " ")
+
+
+def _reason(reason: dict) -> str:
+    where = [f"line {reason['line']}"] if reason.get("line") else []
+    if reason.get("path"):
+        where.append(reason["path"])
+    located = f" ({', '.join(where)})" if where else ""
+    return f"[{reason.get('stage')}/{reason.get('code')}]{located} {reason.get('message')}"
+
+
+def _delivery(delivery: dict) -> str:
+    text = f"-> {delivery.get('to')} by {delivery.get('route')}"
+    if delivery.get("approved_by"):
+        text += f" (shared under {delivery['approved_by']}: {delivery.get('approval_ref')})"
+    return text
+
+
+def event_lines(record: Record) -> list[str]:
+    """What happened, in one line and, where there is more to say, indented lines after it."""
+    details = record.details
+    kind = record.kind
+    if kind == RECEIVED:
+        user = details.get("user_id") or "(no broker user)"
+        line = f"{details.get('size')} bytes, sha256 {(record.digest or '')[:16]}…, broker user {user}"
+        if details.get("redelivered"):
+            line += ", redelivered by the broker"
+        extra = [f"replayed from the dead letters: {details['replay']}"] if details.get("replay") else []
+        return [line, *extra]
+    if kind == ROUTED:
+        passed = ", ".join(details.get("passed") or ())
+        return [f"passed {passed}", *(_delivery(d) for d in details.get("deliveries") or ())]
+    if kind == REJECTED:
+        passed = details.get("passed") or []
+        after = f", after passing {', '.join(passed)}" if passed else ""
+        return [f"at {details.get('stage')}{after}", *(_reason(r) for r in details.get("reasons") or ())]
+    if kind == DUPLICATE:
+        return [f"duplicate of an accepted message: its receipt {details.get('receipt_id')} is sent again, nothing forwarded"]
+    if kind == DELIVERED:
+        return [f"to {record.receivers.strip(',') if record.receivers else '?'} (forward {details.get('forward_id')})"]
+    if kind == DEAD_LETTERED:
+        named = f" as dead letter {details['dead_letter_id']}" if details.get("dead_letter_id") else ""
+        return [f"original kept in {details.get('queue', 'the dead-letter queue')}{named}"]
+    if kind == RECEIPT:
+        again = ", the original sent again" if details.get("original_receipt_again") else ""
+        to = record.receivers.strip(",") if record.receivers else "?"
+        return [f"{details.get('status')} -> {to} (receipt {details.get('receipt_id')}{again})"]
+    if kind == HANDED_BACK:
+        return [f"handed back to the broker: {details.get('why')}"]
+    if kind == PRUNED:
+        return [f"records up to seq {details.get('through_seq')} older than {details.get('cutoff')} pruned"]
+    return [record.data]
+
+
+def timeline(records: list[Record]) -> list[str]:
+    """A readable timeline: a heading per message (sender and id), then one entry per record."""
+    lines, heading = [], None
+    for record in records:
+        this = (record.message_type, record.message_id, record.sender)
+        if this != heading:
+            heading = this
+            lines.append(
+                f"{record.message_type or 'unidentified message'} {record.message_id or '(no message id)'} "
+                f"from {record.sender or 'unknown sender'}"
+            )
+        first, *more = event_lines(record)
+        lines.append(f"  {when(record)}  {record.kind:<13} {first}  [seq {record.seq}, config {record.config_version}]")
+        lines.extend(f"  {'':<23}  {'':<13}   {line}" for line in more)
+    return lines
+
+
+def search_line(record: Record) -> str:
+    """One outcome record as one line: when, status, type, id, sender, and where it went or why not."""
+    details = record.details
+    status = STATUS_OF.get(record.kind, record.kind)
+    if record.kind == ROUTED:
+        what = "-> " + ", ".join(record.receivers.strip(",").split(",")) if record.receivers else ""
+    elif record.kind == REJECTED:
+        reasons = details.get("reasons") or []
+        what = _reason(reasons[0]) if reasons else ""
+        if len(reasons) > 1:
+            what += f" (+{len(reasons) - 1} more)"
+    else:
+        what = f"receipt {details.get('receipt_id')} sent again"
+    return (
+        f"{when(record)}  {status:<9}  {record.message_type or '-'}  {record.message_id or '-'}  "
+        f"{record.sender or '-'}  {what}"
+    )
