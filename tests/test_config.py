@@ -138,3 +138,17 @@ def test_routes_diff_shows_what_a_change_would_do(exchange, tmp_path):
     assert "ForexVerification gains destination: customs" in result.output
     same = runner.invoke(main, ["routes", "diff", str(exchange.config_path), str(exchange.config_path)])
     assert same.exit_code == 0 and "no routing difference" in same.output
+
+
+def test_a_peer_eport_is_external_and_always_needs_an_approval(exchange, tmp_path):
+    """Even addressed delivery to another region's exchange is data sharing: refused without an approval."""
+
+    def edit(data):
+        data["participants"]["eport-chongqing"] = {
+            "kind": "peer-eport", "name": "Chongqing e-port", "certificates": [str(exchange.keys_dir / "customs" / "cert.pem")],
+        }
+        data["routes"].append({"id": "to-peers", "types": ["CargoManifest"], "from": ["kind:transport"],
+                               "to": ["kind:peer-eport"], "deliver": "addressed"})
+
+    problems = _broken(exchange, tmp_path, edit)
+    assert any("routes.to-peers.approval" in p and "external exchange(s) eport-chongqing" in p for p in problems)

@@ -483,7 +483,7 @@ def test_reload_under_load_loses_nothing_and_mixes_nothing(deployment, tmp_path)
         with_rule = set(shared.values())
         assert len(with_rule) == 1  # copies to ciq only under the version that has the sharing rule
         assert {mid for mid, version in receipts.items() if version in with_rule} == set(shared)
-        assert sum(1 for e in daemon.events if e.get("event") == "config.reloaded") >= 4
+        assert sum(1 for e in daemon.events if e.get("event") == "config.reloaded") >= 2  # signals may coalesce
     finally:
         assert daemon.stop() == 0
 

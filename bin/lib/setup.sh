@@ -83,3 +83,30 @@ ensure_rabbitmq() {
   say "RabbitMQ did not start within 90 s; see /var/log/rabbitmq/"
   return 1
 }
+
+ensure_postgresql() {
+  # The message-log tests run against a real PostgreSQL: install it when missing, start it when
+  # stopped, and give the tests a role and database of their own (password login on 127.0.0.1).
+  if ! command -v pg_lsclusters >/dev/null 2>&1; then
+    say "PostgreSQL is not installed: installing postgresql"
+    apt_install postgresql
+  fi
+  local cluster
+  cluster="$(pg_lsclusters --no-header 2>/dev/null | head -n 1)"
+  if [ -z "$cluster" ]; then
+    say "no PostgreSQL cluster: creating one"
+    pg_createcluster "$(ls /usr/lib/postgresql | sort -n | tail -n 1)" main >/dev/null
+    cluster="$(pg_lsclusters --no-header | head -n 1)"
+  fi
+  set -- $cluster
+  if [ "$4" != "online" ]; then
+    say "starting PostgreSQL $1/$2"
+    pg_ctlcluster --skip-systemctl-redirect "$1" "$2" start
+  fi
+  local port="$3"
+  runuser -u postgres -- psql -q -p "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'exchanger_test'" | grep -q 1 \
+    || runuser -u postgres -- psql -q -p "$port" -c "CREATE ROLE exchanger_test LOGIN CREATEDB PASSWORD 'exchanger_test'" >/dev/null
+  runuser -u postgres -- psql -q -p "$port" -tAc "SELECT 1 FROM pg_database WHERE datname = 'exchanger_test'" | grep -q 1 \
+    || runuser -u postgres -- psql -q -p "$port" -c "CREATE DATABASE exchanger_test OWNER exchanger_test" >/dev/null
+  export EXCHANGER_TEST_POSTGRES_URL="${EXCHANGER_TEST_POSTGRES_URL:-postgresql://exchanger_test:exchanger_test@127.0.0.1:$port/exchanger_test}"
+}

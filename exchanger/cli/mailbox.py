@@ -65,6 +65,8 @@ def _describe(message, out: Path | None, index: int) -> list[str]:
     if kind == "receipt":
         status = headers.get("x-exchanger-status", "?")
         head = f"receipt {status} for {headers.get('x-exchanger-orig-message-id', '(no message id)')}"
+        if headers.get("x-exchanger-duplicate"):
+            head += " (a duplicate: this is the original receipt again; nothing was forwarded twice)"
         try:
             root = etree.fromstring(message.body, etree.XMLParser(resolve_entities=False, no_network=True))
             deliveries = [d.get("to") for d in root.iter(f"{{{NS}}}Delivery")]
