@@ -54,10 +54,11 @@ def cli(exchange: Exchange, url: str, *args: str, check: bool = True, timeout: f
 class Daemon:
     """`exchanger run` in a child process, its JSON log lines collected as they come."""
 
-    def __init__(self, exchange: Exchange, url: str, workers: int = 1):
+    def __init__(self, exchange: Exchange, url: str, workers: int = 1, extra: list[str] | None = None):
+        # --metrics-port 0: any free port, so daemons of several tests (or a running exchange) never collide.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url,
-             "run", "--workers", str(workers), "--json-logs"],
+             "run", "--workers", str(workers), "--json-logs", "--metrics-port", "0", *(extra or [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -87,6 +88,13 @@ class Daemon:
             assert self.process.poll() is None, "".join(self.raw)
             time.sleep(0.1)
         pytest.fail(f"no {count}x {event} within {timeout}s:\n" + "".join(self.raw[-50:]))
+
+    @property
+    def http(self) -> str:
+        """The base URL of the daemon's /metrics, /healthz and /readyz."""
+        self.wait_for("metrics.listening")
+        port = next(e["port"] for e in self.events if e.get("event") == "metrics.listening")
+        return f"http://127.0.0.1:{port}"
 
     def stop(self) -> int:
         """Stop gracefully (SIGTERM) and return the exit status."""

@@ -17,6 +17,18 @@ CORPUS = PROJECT.parent / "shared" / "corpus"
 SAMPLES = PROJECT / "samples"
 ROUTES = PROJECT / "routes.yaml"
 
+# (sample, sender, destinations): where routes.yaml sends each bundled valid sample.
+ROUTED_SAMPLES = [
+    ("customs-declaration/valid.xml", "ent-a", ["customs"]),
+    ("customs-declaration/valid-with-inspection.xml", "ent-a", ["customs", "ciq"]),
+    ("inspection-declaration/valid.xml", "ent-a", ["ciq"]),
+    ("inspection-certificate/valid.xml", "ciq", ["customs"]),
+    ("cargo-manifest/valid.xml", "rail", ["customs", "terminal"]),
+    ("export-rebate-data/valid.xml", "customs", ["tax"]),
+    ("forex-verification/valid.xml", "ent-a", ["forex"]),
+    ("agency-receipt/valid.xml", "customs", ["ent-a"]),
+]
+
 
 @dataclass
 class Exchange:

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,25 +15,16 @@ import pytest
 import yaml
 from lxml import etree
 
+from daemon_fixture import Daemon
+from daemon_fixture import cli as _cli
+from daemon_fixture import drain_dead as _drain_dead
+from exchange_fixture import ROUTED_SAMPLES as VALID
 from exchange_fixture import SAMPLES, make_exchange
-from exchanger.platform_documents import NS
 from exchanger.transport.client import drain_mailbox
-from exchanger.transport.names import DEAD_QUEUE
 from exchanger.transport.url import with_credentials, with_vhost
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
-# (sample, sender, destinations): what routes.yaml promises.
-VALID = [
-    ("customs-declaration/valid.xml", "ent-a", ["customs"]),
-    ("customs-declaration/valid-with-inspection.xml", "ent-a", ["customs", "ciq"]),
-    ("inspection-declaration/valid.xml", "ent-a", ["ciq"]),
-    ("inspection-certificate/valid.xml", "ciq", ["customs"]),
-    ("cargo-manifest/valid.xml", "rail", ["customs", "terminal"]),
-    ("export-rebate-data/valid.xml", "customs", ["tax"]),
-    ("forex-verification/valid.xml", "ent-a", ["forex"]),
-    ("agency-receipt/valid.xml", "customs", ["ent-a"]),
-]
 BROKEN = [
     ("customs-declaration/broken.xml", "ent-a"),
     ("inspection-declaration/broken.xml", "ent-a"),
@@ -48,64 +37,8 @@ BROKEN = [
 CU = "{urn:eport:common:1}"
 
 
-def _cli(exchange, url, *args, check=True, timeout=120):
-    result = subprocess.run(
-        [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check:
-        assert result.returncode == 0, f"exchanger {' '.join(args)}: {result.stdout}\n{result.stderr}"
-    return result
-
-
 def _message_id(path: Path) -> str:
     return etree.parse(str(path)).getroot().findtext(f"*/{CU}MessageId")
-
-
-class Daemon:
-    """`exchanger run` in a child process, its JSON log lines collected as they come."""
-
-    def __init__(self, exchange, url: str, workers: int, extra: list[str] | None = None):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url,
-             "run", "--workers", str(workers), "--json-logs", "--metrics-port", "0", *(extra or [])],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.events: list[dict] = []
-        self.raw: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.raw.append(line)
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                pass
-
-    def wait_for(self, event: str, count: int = 1, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sum(1 for e in self.events if e.get("event") == event) >= count:
-                return
-            assert self.process.poll() is None, "".join(self.raw)
-            time.sleep(0.1)
-        pytest.fail(f"no {count}x {event} within {timeout}s:\n" + "".join(self.raw[-50:]))
-
-    @property
-    def http(self) -> str:
-        """The base URL of the daemon's /metrics, /healthz and /readyz."""
-        self.wait_for("metrics.listening")
-        port = next(e["port"] for e in self.events if e.get("event") == "metrics.listening")
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -195,19 +128,6 @@ def _mailbox_is_empty(exchange, participant) -> bool:
     user = exchange.config.registry.get(participant).amqp_user
     url = with_credentials(exchange.url, user, exchange.password(participant))
     return list(drain_mailbox(url, participant, count=1, wait=0.5)) == []
-
-
-def _drain_dead(admin_url: str) -> list[tuple[dict, bytes]]:
-    connection = pika.BlockingConnection(pika.URLParameters(admin_url))
-    channel = connection.channel()
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(DEAD_QUEUE, auto_ack=True)
-        if method is None:
-            break
-        messages.append((properties.headers or {}, body))
-    connection.close()
-    return messages
 
 
 def test_walkthrough_commands(deployment, tmp_path):

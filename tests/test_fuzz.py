@@ -65,7 +65,8 @@ from fuzz_strategies import (
     truncations,
     user_ids,
 )
-from test_e2e import Daemon, deployment  # noqa: F401  (deployment is a fixture used below)
+from daemon_fixture import Daemon
+from test_e2e import deployment  # noqa: F401  (a fixture used below)
 
 from exchanger.config import ConfigError, load_config
 from exchanger.dsig.verifier import ACCEPTED_DIGESTS, ACCEPTED_SIGNATURE_METHODS

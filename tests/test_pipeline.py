@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from lxml import etree
 
+from exchange_fixture import ROUTED_SAMPLES as ACCEPTED
 from exchange_fixture import SAMPLES
 from exchanger.envelope import Inbound
 from exchanger.platform_documents import NS, read_exchange_message
@@ -16,17 +17,6 @@ from exchanger.transport.names import DEAD_EXCHANGE, MAILBOX_EXCHANGE
 
 EX = f"{{{NS}}}"
 
-# (sample, sender, expected destinations): what routes.yaml promises for each bundled sample.
-ACCEPTED = [
-    ("customs-declaration/valid.xml", "ent-a", ["customs"]),
-    ("customs-declaration/valid-with-inspection.xml", "ent-a", ["customs", "ciq"]),
-    ("inspection-declaration/valid.xml", "ent-a", ["ciq"]),
-    ("inspection-certificate/valid.xml", "ciq", ["customs"]),
-    ("cargo-manifest/valid.xml", "rail", ["customs", "terminal"]),
-    ("export-rebate-data/valid.xml", "customs", ["tax"]),
-    ("forex-verification/valid.xml", "ent-a", ["forex"]),
-    ("agency-receipt/valid.xml", "customs", ["ent-a"]),
-]
 BROKEN = sorted(p.relative_to(SAMPLES).as_posix() for p in SAMPLES.glob("*/broken.xml"))
 
 
