@@ -64,6 +64,16 @@ def fresh_message_log(request):
             path.unlink()
 
 
+def _live_copy(exchange, directory: Path):
+    """A copy of the deployment's configuration that a test may edit under a running daemon: (exchange, path, text)."""
+    live = directory / "live.yaml"
+    original = exchange.config_path.read_text()
+    live.write_text(original)
+    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    local.url = exchange.url
+    return local, live, original
+
+
 def _mailbox(exchange, participant: str, count: int):
     user = exchange.config.registry.get(participant).amqp_user
     url = with_credentials(exchange.url, user, exchange.password(participant))
@@ -190,11 +200,7 @@ def test_a_copy_to_a_missing_mailbox_waits_until_it_is_back(deployment, broker):
 def test_sighup_reloads_and_keeps_the_last_good_configuration(deployment, tmp_path):
     """Reload swaps a checked configuration in; a broken one is refused and the running one kept."""
     exchange = deployment
-    live = tmp_path / "live.yaml"
-    original = exchange.config_path.read_text()
-    live.write_text(original)
-    local = type(exchange)(live, exchange.keys_dir, exchange.config)
-    local.url = exchange.url
+    local, live, original = _live_copy(exchange, tmp_path)
     source = (SAMPLES / "customs-declaration/valid-with-inspection.xml").read_bytes()
     copies = []
     for index in range(5):
@@ -264,9 +270,7 @@ def _http(url: str) -> tuple[int, str]:
 def test_metrics_health_and_status(deployment, tmp_path):
     """Operators see readiness, outcomes, rejection reasons, dead-letter depth and certificate expiry."""
     exchange = deployment
-    live = tmp_path / "live.yaml"
-    live.write_text(exchange.config_path.read_text())
-    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    local, live, _ = _live_copy(exchange, tmp_path)
     daemon = Daemon(local, exchange.url, workers=2)
     try:
         daemon.wait_for("worker.consuming", count=2)
@@ -310,12 +314,10 @@ def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
     """Operators browse dead letters, replay them after a configuration fix, and purge old ones."""
     exchange = deployment
     _cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")  # what earlier tests left
-    live = tmp_path / "live.yaml"
-    original = exchange.config_path.read_text()
+    local, live, original = _live_copy(exchange, tmp_path)
     data = yaml.safe_load(original)
     data["routes"] = [r for r in data["routes"] if r["id"] != "forex-verification"]
     live.write_text(yaml.safe_dump(data, sort_keys=False))
-    local = type(exchange)(live, exchange.keys_dir, exchange.config)
     daemon = Daemon(local, exchange.url, workers=1)
     try:
         daemon.wait_for("worker.consuming")
@@ -359,12 +361,9 @@ def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
 def test_reload_under_load_loses_nothing_and_mixes_nothing(deployment, tmp_path):
     """Four reloads while 300 declarations flow: nothing lost, and each message is handled by one version."""
     exchange = deployment
-    live = tmp_path / "live.yaml"
-    original = exchange.config_path.read_text()
+    local, live, original = _live_copy(exchange, tmp_path)
     without_copy = yaml.safe_load(original)
     without_copy["routes"] = [r for r in without_copy["routes"] if r["id"] != "declaration-copy-to-inspection"]
-    live.write_text(original)
-    local = type(exchange)(live, exchange.keys_dir, exchange.config)
     total = 300
     template = etree.parse(str(SAMPLES / "customs-declaration/valid-with-inspection.xml")).getroot()
     signer = exchange.signer("ent-a")
@@ -411,10 +410,7 @@ def test_reload_under_load_loses_nothing_and_mixes_nothing(deployment, tmp_path)
 def test_watch_config_reloads_when_a_file_changes(deployment, tmp_path):
     """With --watch-config, editing the configuration is enough; a broken edit keeps the running version."""
     exchange = deployment
-    live = tmp_path / "live.yaml"
-    original = exchange.config_path.read_text()
-    live.write_text(original)
-    local = type(exchange)(live, exchange.keys_dir, exchange.config)
+    local, live, original = _live_copy(exchange, tmp_path)
     daemon = Daemon(local, exchange.url, workers=1, extra=["--watch-config"])
     try:
         daemon.wait_for("worker.consuming")
