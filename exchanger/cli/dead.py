@@ -42,6 +42,21 @@ def _session(settings):
         fail(f"cannot open the dead-letter queue: {exc!r}", code=EXIT_BROKER)
 
 
+def _browse(queue, limit: int | None = None) -> list[DeadLetter]:
+    """Browse the dead letters, or exit with what to do when the broker connection breaks on one."""
+    try:
+        return queue.browse(limit)
+    except pika.exceptions.AMQPError as exc:
+        fail(
+            f"browsing the dead-letter queue failed: {exc!r}",
+            [
+                "a dead letter whose headers the AMQP client cannot decode breaks browsing;",
+                "inspect the queue with `rabbitmqctl list_queues` and remove it with `rabbitmqctl purge_queue exchanger.dead`",
+            ],
+            EXIT_BROKER,
+        )
+
+
 def _filters(reason, sender, message_type, since, until) -> dict:
     now = time.time()
     return {
@@ -89,7 +104,7 @@ def list_(settings, reason, sender, message_type, since, until, limit) -> None:
     """List dead letters, one line each (they stay in the queue)."""
     filters = _filters(reason, sender, message_type, since, until)
     with _session(settings) as queue:
-        letters = [letter for letter in queue.browse(limit) if letter.matches(**filters)]
+        letters = [letter for letter in _browse(queue, limit) if letter.matches(**filters)]
     for letter in letters:
         click.echo(_line(letter))
     click.echo(f"{len(letters)} dead letter(s)", err=True)
@@ -101,7 +116,7 @@ def list_(settings, reason, sender, message_type, since, until, limit) -> None:
 def show(settings, letter_id: str) -> None:
     """Show one dead letter: its headers, every reason, and its original bytes."""
     with _session(settings) as queue:
-        found = [letter for letter in queue.browse() if letter.id.startswith(letter_id)]
+        found = [letter for letter in _browse(queue) if letter.id.startswith(letter_id)]
     if not found:
         fail(f"no dead letter {letter_id}")
     letter = found[0]
@@ -132,7 +147,7 @@ def replay(settings, letter_ids, reason, sender, message_type, since, until, for
     filters = _filters(reason, sender, message_type, since, until)
     replayed = skipped = 0
     with _session(settings) as queue:
-        for letter in queue.browse():
+        for letter in _browse(queue):
             if letter_ids and not any(letter.id.startswith(i) for i in letter_ids):
                 continue
             if not letter.matches(**filters):
@@ -158,7 +173,7 @@ def purge(settings, older_than: str, dry_run: bool) -> None:
     cutoff = time.time() - parse_age(older_than)
     removed = 0
     with _session(settings) as queue:
-        for letter in queue.browse():
+        for letter in _browse(queue):
             if letter.dead_at is not None and letter.dead_at < cutoff:
                 if not dry_run:
                     queue.purge(letter)
