@@ -1,112 +1,207 @@
-"""Drain throughput of `exchanger run`: a backlog of signed declarations through the full pipeline.
+"""Measurements through the broker: the drain of a preloaded backlog, and latency at a fixed publish rate.
 
-Preloads N signed 2-4 KB customs declarations (each with its own message id) into the inbound
-queue of a dedicated virtual host, starts the daemon, and measures from the first delivery the
-daemon takes until every copy and every receipt has been confirmed into the mailboxes.
-Uses the bundled routes.yaml and keys/ (run `exchanger keys init` first, or bin/exchanger-up).
+Drain: N signed documents are published into exchanger.inbound first; then the runner (the daemon,
+or the ceiling's bridges) is started. The clock runs from the first consume (the inbound queue's
+ready count drops below N) to the moment the last copy and the last receipt are in the mailboxes
+(a publication is in a queue once the broker has confirmed it to the publisher). Peak RSS of the
+worker processes is read from /proc/<pid>/status (VmHWM) at the end of the drain, and the CPU
+seconds of the workers and of the broker over the drain.
+
+Latency: with the runner already running and idle, the documents are published by the sender at a
+fixed rate, each with publisher confirms; a consumer process on the destination mailbox takes each
+copy as it arrives and looks the send time up by the copy's x-exchanger-orig-message-id header.
 """
 
 from __future__ import annotations
 
-import argparse
+import multiprocessing
 import os
-import platform
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
+from contextlib import closing
+from dataclasses import dataclass, field
 
 import pika
-from lxml import etree
 
-from exchanger.config import load_config
-from exchanger.dsig.signer import Signer
-from exchanger.transport.names import INBOUND_EXCHANGE, INBOUND_ROUTING_KEY, mailbox_queue
-from exchanger.transport.url import with_credentials, with_vhost
+from bench.processes import cpu_seconds, memory_kb, rabbitmq_pid, system_busy
+from exchanger.transport.names import DEAD_QUEUE, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples/customs-declaration/valid.xml"
-COMMON = "{urn:eport:common:1}"
+DESTINATION = "customs"
+ORIG_ID = "x-exchanger-orig-message-id"
 
 
-def exchanger(*args: str, url: str) -> None:
-    """Run one exchanger command against the bench virtual host."""
-    subprocess.run([sys.executable, "-m", "exchanger", "--amqp-url", url, *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+@dataclass
+class Drain:
+    label: str
+    messages: int
+    seconds: float
+    document_bytes: int
+    signed_bytes: int
+    preload_seconds: float
+    rejected: int = 0
+    peak_rss_kb: list[int] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)
+    startup_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
 
 
-def declarations(count: int, signer: Signer) -> list[bytes]:
-    """Signed declarations that differ in their message id."""
-    template = etree.parse(str(SAMPLE)).getroot()
-    out = []
-    for index in range(count):
-        template.find(f"*/{COMMON}MessageId").text = f"BENCH-{os.getpid()}-{index:07d}"
-        out.append(etree.tostring(signer.sign(template), xml_declaration=True, encoding="UTF-8"))
-    return out
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
-def depth(channel, queue: str) -> int:
-    """Messages ready in a queue."""
-    return channel.queue_declare(queue, passive=True).method.message_count
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--vhost", default="exchanger-bench")
-    args = parser.parse_args()
-
-    config = load_config(ROOT / "routes.yaml")
-    base = with_vhost("amqp://127.0.0.1:5672/", args.vhost)
-    admin = with_credentials(base, "guest", "guest")
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", args.vhost], stderr=subprocess.DEVNULL, check=False)
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", args.vhost], check=True)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", args.vhost, "guest", ".*", ".*", ".*"], check=True)
-    exchanger("topology", "apply", url=admin)
-
-    ent_a = config.registry.get("ent-a")
-    signer = Signer(config.keys_dir / "ent-a/key.pem", config.keys_dir / "ent-a/cert.pem")
-    started = time.perf_counter()
-    bodies = declarations(args.messages, signer)
-    print(f"signed {len(bodies)} declarations of {len(bodies[0])} bytes in {time.perf_counter() - started:.1f}s")
-
-    password = (config.keys_dir / "ent-a/amqp-password").read_text().strip()
-    connection = pika.BlockingConnection(pika.URLParameters(with_credentials(base, ent_a.amqp_user, password)))
-    channel = connection.channel()
-    properties = pika.BasicProperties(delivery_mode=2, user_id=ent_a.amqp_user, content_type="application/xml")
-    for body in bodies:
-        channel.basic_publish(INBOUND_EXCHANGE, INBOUND_ROUTING_KEY, body, properties)
-    connection.close()
-
-    watch = pika.BlockingConnection(pika.URLParameters(admin)).channel()
-    while depth(watch, "exchanger.inbound") < args.messages:
-        time.sleep(0.2)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "exchanger", "--amqp-url", base, "--log-level", "warning", "run", "--workers", str(args.workers)],
-        cwd=ROOT,
-    )
+def drain(deployment, batch, start_runner, *, label: str, keep: bool = False, timeout: float | None = None):
+    """Preload ``batch``, start the runner, time the drain; return (Drain, runner) (runner stopped unless keep)."""
+    deployment.purge(batch.sender, DESTINATION)
+    preload = deployment.preload(batch.sender, batch.bodies)
+    count = len(batch)
+    timeout = timeout or max(180.0, count / 10)
+    broker = rabbitmq_pid()
+    launched = time.perf_counter()
+    runner = start_runner()
+    stopped = False
     try:
-        while depth(watch, "exchanger.inbound") == args.messages:
-            time.sleep(0.005)
-        first = time.perf_counter()
-        target = args.messages
-        while depth(watch, mailbox_queue("customs")) < target or depth(watch, mailbox_queue("ent-a")) < target:
-            time.sleep(0.05)
-            if daemon.poll() is not None:
-                sys.exit("the daemon exited")
-        elapsed = time.perf_counter() - first
+        with closing(deployment.connect()) as connection:
+            channel = connection.channel()
+            depth = lambda queue: deployment.depth(channel, queue)  # noqa: E731
+            while depth(INBOUND_QUEUE) >= count:
+                if not runner.alive():
+                    raise RuntimeError(f"{label}: the runner exited before consuming:\n{runner.tail()}")
+                if time.perf_counter() - launched > 300:
+                    raise TimeoutError(f"{label}: nothing consumed within 300s:\n{runner.tail()}")
+                time.sleep(0.002)
+            first = time.perf_counter()
+            startup = first - launched
+            workers = runner.worker_pids()
+            cpu_workers, cpu_broker, cpu_all = _cpu(workers), _cpu([broker] if broker else []), system_busy()
+            cpu_self = _own_cpu()
+            while True:
+                copies, receipts, dead = depth(mailbox_queue(DESTINATION)), depth(mailbox_queue(batch.sender)), depth(DEAD_QUEUE)
+                if copies + dead >= count and receipts >= count:
+                    break
+                if not runner.alive():
+                    raise RuntimeError(f"{label}: the runner exited during the drain:\n{runner.tail()}")
+                if time.perf_counter() - first > timeout:
+                    raise TimeoutError(f"{label}: {copies}/{count} copies after {timeout:.0f}s:\n{runner.tail()}")
+                time.sleep(0.05)
+            last = time.perf_counter()
+            workers = runner.worker_pids() or workers
+            result = Drain(
+                label, count, last - first, batch.document_bytes, batch.signed_bytes, preload, rejected=dead,
+                peak_rss_kb=[memory_kb(pid).get("VmHWM", 0) for pid in workers],
+                cpu={"workers": _cpu(workers) - cpu_workers, "broker": _cpu([broker] if broker else []) - cpu_broker,
+                     "bench": _own_cpu() - cpu_self, "machine": system_busy() - cpu_all},
+                startup_seconds=startup,
+            )
+        if hasattr(runner, "metrics"):
+            result.stages = runner.metrics()
+        if not keep:
+            runner.stop()
+            stopped = True
+        return result, runner
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(60)
-    print(
-        f"{args.messages} declarations, {args.workers} worker(s): {elapsed:.2f}s, "
-        f"{args.messages / elapsed:.0f} messages/s end to end (each: XSD, verify, authenticate, route, "
-        f"sign forward + receipt, 2 confirmed publications)"
+        if not keep and not stopped:
+            runner.stop()
+
+
+@dataclass
+class Latency:
+    label: str
+    target_rate: float
+    achieved_rate: float
+    messages: int
+    copies: list[float] = field(repr=False)
+    receipts: list[float] = field(repr=False)
+    lost: int = 0
+    warmup: int = 0
+
+    def percentile(self, p: float, which: str = "copies") -> float:
+        values = sorted(getattr(self, which))
+        if not values:
+            return float("nan")
+        index = min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))
+        return values[index]
+
+
+def _consume(admin_url: str, sender: str, count: int, ready, results, deadline: float) -> None:
+    """Consumer process: take every copy and receipt as it arrives, note the time by original message id."""
+    copies: dict[str, float] = {}
+    receipts: dict[str, float] = {}
+    connection = pika.BlockingConnection(pika.URLParameters(admin_url))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=2000)
+
+    def on_copy(_channel, _method, properties, _body):
+        copies[(properties.headers or {}).get(ORIG_ID)] = time.time()
+
+    def on_receipt(_channel, _method, properties, _body):
+        receipts[(properties.headers or {}).get(ORIG_ID)] = time.time()
+
+    channel.basic_consume(mailbox_queue(DESTINATION), on_copy, auto_ack=True)
+    channel.basic_consume(mailbox_queue(sender), on_receipt, auto_ack=True)
+    ready.set()
+    while (len(copies) < count or len(receipts) < count) and time.time() < deadline:
+        connection.process_data_events(time_limit=0.05)
+    connection.close()
+    results.put((copies, receipts))
+
+
+def settle(deployment, timeout: float = 120) -> None:
+    """Wait until the inbound queue holds nothing, not even unacknowledged deliveries (the exchange is idle)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        queues = {q["name"]: q for q in deployment.admin.list_queues(deployment.vhost)}
+        if queues.get(INBOUND_QUEUE, {}).get("messages", 0) == 0:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("the exchange did not settle its inbound queue")
+
+
+def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float = 2.0) -> Latency:
+    """Publish the batch at ``rate`` messages/s into a running, idle exchange; latency of each copy at the destination.
+
+    The first ``warmup_seconds`` of publishes (at most a tenth of them) warm the connections and are not counted.
+    """
+    settle(deployment)
+    time.sleep(1.0)
+    deployment.purge(batch.sender, DESTINATION)
+    count = len(batch)
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Event(), context.Queue()
+    deadline = time.time() + count / rate + 120
+    consumer = context.Process(target=_consume, args=(deployment.admin_url, batch.sender, count, ready, results, deadline))
+    consumer.start()
+    ready.wait(60)
+    sent: dict[str, float] = {}
+    user = deployment.amqp_user(batch.sender)
+    with closing(pika.BlockingConnection(pika.URLParameters(deployment.sender_url(batch.sender)))) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        start = time.perf_counter() + 0.2
+        for index, (message_id, body) in enumerate(zip(batch.message_ids, batch.bodies)):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            properties = pika.BasicProperties(delivery_mode=2, user_id=user, content_type="application/xml",
+                                              message_id=message_id, timestamp=int(time.time()))
+            sent[message_id] = time.time()
+            channel.basic_publish(INBOUND_EXCHANGE, INBOUND_ROUTING_KEY, body, properties)
+        achieved = count / (time.perf_counter() - start)
+    copies, receipts = results.get(timeout=count / rate + 180)
+    consumer.join(30)
+    skip = min(int(rate * warmup_seconds), count // 10)
+    counted = batch.message_ids[skip:]
+    return Latency(
+        label, rate, achieved, len(counted),
+        copies=[copies[m] - sent[m] for m in counted if m in copies],
+        receipts=[receipts[m] - sent[m] for m in counted if m in receipts],
+        lost=sum(1 for m in batch.message_ids if m not in copies),
+        warmup=skip,
     )
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", args.vhost], check=False)
-
-
-if __name__ == "__main__":
-    main()

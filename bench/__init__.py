@@ -1,0 +1,7 @@
+"""The exchange's benchmark: throughput, latency and memory against a transport ceiling, the compute
+limit and a naive peer, with sweeps over workers, sizes, routes, participants and algorithms.
+
+Modules: workload (signed documents), deployment (vhost, keys, configuration, topology), processes
+(the daemon and the bridges as subprocesses), throughput (drain and latency through the broker),
+ceiling, inprocess, naive, machine, report, suite (the run). Start it with bin/bench.
+"""

@@ -1,0 +1,467 @@
+"""The benchmark's one table, bench/RESULTS.md and the chart of the sweeps (bench/sweeps.png)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+ANALYSIS = "## Analysis"
+TARGET_RATE = 2000
+TARGET_NAIVE = 5
+TARGET_P99_MS = 50
+TARGET_FLAT = 0.10
+TARGET_RSS_GROWTH = 0.10
+
+
+# ---- reading results -----------------------------------------------------------------------------------------------
+
+def _get(results: dict, kind: str, key: str, field: str = "rate"):
+    entry = results.get(kind, {}).get(key)
+    return None if entry is None else entry.get(field)
+
+
+def _rate(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f} msg/s" if value >= 100 else f"{value:,.1f} msg/s"
+
+
+def _num(value, fmt: str = "{:,.2f}") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def _mb(kb_list) -> str:
+    return "n/a" if not kb_list else "/".join(f"{kb / 1024:.0f}" for kb in kb_list) + " MB"
+
+
+def _ratio(a, b, fmt: str = "{:.2f}") -> str:
+    return "n/a" if not a or not b else fmt.format(a / b)
+
+
+def _other(cpu: dict) -> float:
+    """CPU seconds used by processes that are not part of the measurement (other work sharing the machine)."""
+    return max(0.0, cpu.get("machine", 0) - cpu["workers"] - cpu["broker"] - cpu.get("bench", 0))
+
+
+def _stage_rows(stages_ms: dict) -> list[tuple[str, float]]:
+    return sorted(stages_ms.items(), key=lambda item: -item[1])
+
+
+def daemon_stages(drain: dict | None) -> dict[str, float]:
+    """Mean ms per message of each stage in the daemon, from its exchanger_stage_seconds histogram."""
+    if not drain:
+        return {}
+    table = (drain.get("stages") or {}).get("exchanger_stage_seconds", {})
+    return {stage: 1000 * total / count for stage, (total, count, *_rest) in table.items() if count}
+
+
+def _scale(results: dict) -> dict:
+    costs = results.get("scale", {}).get("in_process_ms", {})
+    best = {name: min(values) for name, values in costs.items() if values}
+    base_name = next(iter(costs), None)
+    base = best.get(base_name) if base_name else None
+    out = {}
+    for name, value in best.items():
+        if name == base_name or base is None:
+            continue
+        out[name] = (base, value, (value - base) / base)
+    return out
+
+
+def targets(results: dict) -> list[tuple[str, bool | None, str]]:
+    """Each target of issue 5: (target, met?, how far)."""
+    w = results["workers"]
+    headline = _get(results, "drains", f"2KB-rsa-w{w}")
+    naive_w = _get(results, "naive", f"2KB-rsa-p{w}") or _get(results, "naive", "2KB-rsa-p1")
+    latency = results.get("latency", {}).get(f"2KB-rsa-w{w}")
+    out = []
+    if headline is not None:
+        out.append((f"≥ {TARGET_RATE:,} msg/s end to end (2 KB, RSA-2048, {w} workers)", headline >= TARGET_RATE,
+                    f"{headline:,.0f} msg/s = {headline / TARGET_RATE:.0%} of the target"))
+    if headline and naive_w:
+        out.append((f"≥ {TARGET_NAIVE}× the naive peer", headline / naive_w >= TARGET_NAIVE,
+                    f"{headline / naive_w:.1f}× ({headline:,.0f} vs {naive_w:,.1f} msg/s, same number of processes)"))
+    if latency:
+        p99 = latency["copies_ms"]["99"]
+        out.append((f"p99 < {TARGET_P99_MS} ms at half load", p99 < TARGET_P99_MS,
+                    f"p99 {p99:.1f} ms at {latency['achieved_rate']:.0f} msg/s"))
+    for name, (base, value, change) in _scale(results).items():
+        out.append((f"cost per message flat with {name} (within {TARGET_FLAT:.0%})", abs(change) <= TARGET_FLAT,
+                    f"{base:.2f} → {value:.2f} ms per message ({change:+.1%})"))
+    small = results["drains"].get(f"2KB-rsa-w{w}", {}).get("peak_rss_kb")
+    big_drain = results["drains"].get(f"2KB-rsa-w{w} backlog", {})
+    big = big_drain.get("peak_rss_kb")
+    if small and big:
+        growth = max(big) / max(small) - 1
+        out.append((f"RSS per worker independent of the backlog (within {TARGET_RSS_GROWTH:.0%})",
+                    growth <= TARGET_RSS_GROWTH,
+                    f"{max(small) / 1024:.0f} MB after {results['drains'][f'2KB-rsa-w{w}']['messages']:,} messages, "
+                    f"{max(big) / 1024:.0f} MB after a {big_drain['messages']:,}-message backlog ({growth:+.1%})"))
+    return out
+
+
+# ---- the table -----------------------------------------------------------------------------------------------------
+
+def rows(results: dict) -> list[tuple[str, str, str, str]]:
+    w = results["workers"]
+    out: list[tuple[str, str, str, str]] = []
+    batch = results.get("headline_batch", {})
+    headline = results["drains"].get(f"2KB-rsa-w{w}")
+    ex = headline["rate"] if headline else None
+    if headline:
+        cpu = headline["cpu"]
+        seconds = headline["seconds"]
+        out.append(("exchanger", f"end to end, {w} workers, 2 KB, RSA-2048", _rate(ex),
+                    f"drain of {headline['messages']:,} preloaded declarations ({batch.get('document_bytes', 0):,} B, "
+                    f"{batch.get('signed_bytes', 0):,} B signed), first consume → last copy and receipt confirmed; "
+                    f"CPU: workers {cpu['workers'] / seconds:.2f}, broker {cpu['broker'] / seconds:.2f}, "
+                    f"whole machine {cpu.get('machine', 0) / seconds:.2f} of {results['machine']['cores']} cores "
+                    f"(other work: {_other(cpu) / seconds:.2f})"))
+    latency = results.get("latency", {}).get(f"2KB-rsa-w{w}")
+    if latency:
+        c = latency["copies_ms"]
+        out.append(("exchanger", f"latency at 50% load ({latency['achieved_rate']:.0f} msg/s)",
+                    f"p50 {c['50']:.1f} / p95 {c['95']:.1f} / p99 {c['99']:.1f} ms",
+                    f"{latency['messages']:,} published at a fixed rate (confirmed; {latency.get('warmup', 0)} more before, "
+                    f"as warm-up), timed at the customs mailbox's consumer; max {latency['max_ms']:.0f} ms; "
+                    f"{latency['lost']} not received"))
+    ceil = _get(results, "ceiling", f"2KB-w{w}")
+    out.append(("ceiling", f"bare bridge, {w} processes", _rate(ceil),
+                "same queues, prefetch, persistent publishes with confirms and mandatory, ack after confirms; no XML"))
+    in1 = results["inprocess"].get("2KB-rsa-w1")
+    inw = results["inprocess"].get(f"2KB-rsa-w{w}")
+    if in1:
+        out.append(("in-process", "1 worker", _rate(in1["rate"]), f"{in1['ms_per_message']:.2f} ms per message, no broker"))
+    if inw and w > 1:
+        out.append(("in-process", f"{w} worker processes", _rate(inw["rate"]),
+                    f"{inw['ms_per_message']:.2f} ms per message and core (both cores, no broker)"))
+    n1 = _get(results, "naive", "2KB-rsa-p1")
+    nw = _get(results, "naive", f"2KB-rsa-p{w}")
+    out.append(("naive peer", "1 process", _rate(n1), "basic_get, xmlschema, signxml verify + sign ×2, a confirm per publish"))
+    if w > 1:
+        out.append(("naive peer", f"{w} processes", _rate(nw), ""))
+    out.append(("ratio", "exchanger / ceiling", _ratio(ex, ceil), ""))
+    if in1:
+        out.append(("ratio", f"exchanger / (in-process × {w})", _ratio(ex, in1["rate"] * w), ""))
+    out.append(("ratio", f"exchanger / naive peer ({w} process{'es' if w > 1 else ''})", _ratio(ex, nw or n1, "{:.1f}×"),
+                f"against 1 naive process: {_ratio(ex, n1, '{:.1f}×')}"))
+    # where the time goes
+    if in1:
+        stages = _stage_rows(in1["stages_ms"])
+        total = sum(v for _, v in stages)
+        top = stages[0]
+        out.append(("stages", "dominant (in-process, ms per message)", f"{top[0]} {top[1]:.2f} ms ({top[1] / total:.0%})",
+                    ", ".join(f"{k} {v:.2f}" for k, v in stages)))
+    ds = daemon_stages(headline)
+    if ds:
+        top = max(ds.items(), key=lambda item: item[1])
+        out.append(("stages", "dominant (daemon /metrics)", f"{top[0]} {top[1]:.2f} ms",
+                    ", ".join(f"{k} {v:.2f}" for k, v in sorted(ds.items(), key=lambda i: -i[1]))))
+    # workers
+    for key, label in (("2KB-rsa-w1", "1 worker"), (f"2KB-rsa-w{w}", f"{w} workers, one daemon"),
+                       ("2KB-rsa-2daemons", "2 daemons × 1 worker")):
+        if key in results["drains"] and not (key == f"2KB-rsa-w{w}" and w == 1 and label.startswith("1")):
+            d = results["drains"][key]
+            detail = f"{d['messages']:,} messages; peak RSS per worker {_mb(d['peak_rss_kb'])}"
+            if key == "2KB-rsa-w1":
+                detail += f"; ceiling 1 bridge {_rate(_get(results, 'ceiling', '2KB-w1'))}"
+            out.append(("workers", label, _rate(d["rate"]), detail))
+    # sizes
+    for label in ("2KB", "20KB", "200KB", "5MB"):
+        d = results["drains"].get(f"{label}-rsa-w{w}")
+        if d is None:
+            continue
+        mb_s = d["rate"] * d["document_bytes"] / 1e6
+        inproc = results["inprocess"].get(f"{label}-rsa-w1")
+        out.append(("size", f"{label} ({d['document_bytes']:,} B)", _rate(d["rate"]),
+                    f"{mb_s:.1f} MB/s in; ceiling {_rate(_get(results, 'ceiling', f'{label}-w{w}'))}; in-process "
+                    f"{_num(inproc and inproc['ms_per_message'])} ms/msg; peak RSS per worker {_mb(d['peak_rss_kb'])}"))
+    # routes and participants
+    scale = _scale(results)
+    loads = results.get("scale", {}).get("load_seconds", {})
+    for name, (base, value, change) in scale.items():
+        e2e = results["drains"].get(f"2KB-rsa-w{w} {name}")
+        verdict = "within 10%" if abs(change) <= TARGET_FLAT else "NOT within 10%"
+        detail = f"in-process, best of {len(results['scale']['in_process_ms'][name])}; {verdict}; config loads in {loads.get(name, 0):.1f}s"
+        if e2e:
+            detail += f"; end to end {_rate(e2e['rate'])}"
+        out.append(("scale", f"10 → {name}", f"{base:.2f} → {value:.2f} ms/msg ({change:+.1%})", detail))
+    # algorithms
+    for algorithm, label in (("rsa", "RSA-2048"), ("ec", "ECDSA P-256")):
+        d = results["drains"].get(f"2KB-{algorithm}-w{w}")
+        inproc = results["inprocess"].get(f"2KB-{algorithm}-w1")
+        if d or inproc:
+            out.append(("algorithm", f"{label}, platform and senders", _rate(d and d["rate"]),
+                        f"in-process {_num(inproc and inproc['ms_per_message'])} ms/msg "
+                        f"({_rate(inproc and inproc['rate'])}); ceiling {_rate(_get(results, 'ceiling', f'2KB-{algorithm}-w{w}' if algorithm == 'ec' else f'2KB-w{w}'))}"))
+    # memory
+    for key, label in ((f"2KB-rsa-w{w}", "2 KB"), (f"2KB-rsa-w{w} backlog", "2 KB, large backlog"), (f"5MB-rsa-w{w}", "5 MB")):
+        d = results["drains"].get(key)
+        if d:
+            out.append(("memory", f"peak RSS per worker, {label}", _mb(d["peak_rss_kb"]),
+                        f"VmHWM of each worker process after a {d['messages']:,}-message backlog drained"))
+    for target, met, how in targets(results):
+        out.append(("target", target, "met" if met else "MISSED", how))
+    for error in results.get("errors", []):
+        out.append(("error", error.splitlines()[0][:60], "failed", error.splitlines()[0][60:200]))
+    return out
+
+
+def table(results: dict) -> str:
+    header = ("", "measure", "result", "detail")
+    body = rows(results)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(3)]
+    lines = []
+    machine = results["machine"]
+    lines.append(f"exchanger benchmark, profile {results['profile']}: {machine['cores']} cores {machine['cpu']}, "
+                 f"{machine['memory_gb']} GB, Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; "
+                 f"load average {machine['load_average_at_start']} at start, {machine.get('load_average_at_end')} at end; "
+                 f"{results.get('seconds', 0) / 60:.1f} min")
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    lines.append(fmt.format(*header))
+    lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
+    previous = None
+    for row in body:
+        section = row[0] if row[0] != previous else ""
+        previous = row[0]
+        lines.append(fmt.format(section, row[1], row[2], row[3]).rstrip())
+    return "\n".join(lines)
+
+
+def markdown_table(results: dict) -> str:
+    out = ["| | measure | result | detail |", "|---|---|---|---|"]
+    previous = None
+    for section, measure, result, detail in rows(results):
+        shown = section if section != previous else ""
+        previous = section
+        out.append(f"| {shown} | {measure} | **{result}** | {detail} |".replace("**n/a**", "n/a"))
+    return "\n".join(out)
+
+
+# ---- RESULTS.md ----------------------------------------------------------------------------------------------------
+
+def _stages_markdown(results: dict) -> str:
+    w = results["workers"]
+    in1 = results["inprocess"].get("2KB-rsa-w1", {}).get("stages_ms", {})
+    ec = results["inprocess"].get("2KB-ec-w1", {}).get("stages_ms", {})
+    daemon = daemon_stages(results["drains"].get(f"2KB-rsa-w{w}"))
+    names = list(dict.fromkeys([*in1, *ec, *daemon]))
+    total_in, total_ec = sum(in1.values()), sum(ec.values())
+    lines = [
+        "| stage | in-process, RSA-2048 (ms) | share | in-process, ECDSA P-256 (ms) | daemon /metrics, RSA-2048, "
+        f"{w} workers (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in sorted(names, key=lambda n: -in1.get(n, 0)):
+        share = f"{in1[name] / total_in:.0%}" if name in in1 and total_in else ""
+        lines.append(f"| {name} | {_num(in1.get(name))} | {share} | {_num(ec.get(name))} | {_num(daemon.get(name))} |")
+    lines.append(f"| **total** | **{total_in:.2f}** | | **{total_ec:.2f}** | |")
+    return "\n".join(lines)
+
+
+def _cpu_markdown(results: dict) -> str:
+    lines = ["| run | msg/s | workers (cores) | broker (cores) | other work (cores) | whole machine (cores) "
+             "| worker CPU ms/msg | broker CPU ms/msg |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind, table in (("exchanger", results["drains"]), ("ceiling", results["ceiling"])):
+        for key, d in table.items():
+            s, n, cpu = d["seconds"], d["messages"], d["cpu"]
+            lines.append(f"| {kind} {key} | {d['rate']:,.0f} | {cpu['workers'] / s:.2f} | {cpu['broker'] / s:.2f} | "
+                         f"{_other(cpu) / s:.2f} | {cpu.get('machine', 0) / s:.2f} | {1000 * cpu['workers'] / n:.2f} | "
+                         f"{1000 * cpu['broker'] / n:.2f} |")
+    return "\n".join(lines)
+
+
+def write(results: dict, out: Path) -> None:
+    chart(results, out / "sweeps.png")
+    path = out / "RESULTS.md"
+    kept = ""
+    if path.exists():
+        text = path.read_text()
+        if ANALYSIS in text:
+            kept = text[text.index(ANALYSIS):]
+    m = results["machine"]
+    libraries = ", ".join(f"{k} {v}" for k, v in m["libraries"].items())
+    w = results["workers"]
+    target_lines = "\n".join(f"- {'met' if met else '**missed**'}: {target}: {how}" for target, met, how in targets(results))
+    text = f"""# Benchmark results
+
+Produced by `bin/bench{'' if results['profile'] == 'default' else ' --' + results['profile']}` on {m['date']}
+(profile {results['profile']}, {results.get('seconds', 0) / 60:.1f} minutes). Raw numbers: `bench/results.json`;
+chart of the sweeps: `bench/sweeps.png`.
+
+**Machine:** {m['cores']} cores, {m['cpu']}, {m['memory_gb']} GB RAM, Linux {m['kernel']}; Python {m['python']};
+RabbitMQ {m['rabbitmq']} on the same cores; {libraries}. The broker, the exchange and the load generator share
+the two cores. Load average {m['load_average_at_start']} at the start and {m.get('load_average_at_end')} at the end
+(anything above what this run itself puts on the machine is other work sharing it).
+
+**How:** each measurement gets its own documents (distinct MessageIds, signed by the sender ahead of time) on
+one RabbitMQ virtual host made for the run, with the bundled routes.yaml and catalogue on keys made for the
+run. Exchanger throughput is the drain of a preloaded backlog through `exchanger run --workers {w}`, from the
+first consume to the last copy and receipt confirmed into the mailboxes. The message log (SQLite) and info
+logging are on, as configured by default.
+
+## Results
+
+{markdown_table(results)}
+
+## Targets (issue 5)
+
+{target_lines}
+
+## Where the time goes
+
+Per message, by stage. In-process: the pipeline alone, one core, no broker. Daemon: the
+`exchanger_stage_seconds` histogram served on /metrics during the headline drain (wall time per stage
+on the compute thread, so it includes waiting for the core and the GIL while the I/O thread, the
+message-log writer and the broker run).
+
+{_stages_markdown(results)}
+
+CPU seconds per drain, read from /proc (worker processes, the broker's Erlang VM, and every core of the machine):
+
+{_cpu_markdown(results)}
+
+"""
+    path.write_text(text + (kept or f"{ANALYSIS}\n\n(none yet)\n"))
+
+
+# ---- the chart -----------------------------------------------------------------------------------------------------
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w = results["workers"]
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    fig.suptitle(f"exchanger benchmark — {results['machine']['cores']} cores {results['machine']['cpu']}, "
+                 f"RabbitMQ {results['machine']['rabbitmq']}, profile {results['profile']}", fontsize=12)
+    colours = {"exchanger": "#1f77b4", "ceiling": "#7f7f7f", "in-process": "#2ca02c", "naive": "#d62728"}
+
+    # (a) workers
+    ax = axes[0][0]
+    labels, series = [], {"exchanger": [], "in-process": [], "ceiling": []}
+    for key, label, ceil_key, inproc_factor in (("2KB-rsa-w1", "1 worker", "2KB-w1", 1),
+                                                (f"2KB-rsa-w{w}", f"{w} workers", f"2KB-w{w}", w),
+                                                ("2KB-rsa-2daemons", "2 daemons×1", f"2KB-w{w}", 2)):
+        if key not in results["drains"]:
+            continue
+        labels.append(label)
+        series["exchanger"].append(results["drains"][key]["rate"])
+        in1 = _get(results, "inprocess", "2KB-rsa-w1") or 0
+        series["in-process"].append(in1 * inproc_factor)
+        series["ceiling"].append(_get(results, "ceiling", ceil_key) or 0)
+    _bars(ax, labels, series, colours)
+    naive_rate = _get(results, "naive", f"2KB-rsa-p{w}")
+    if naive_rate:
+        ax.axhline(naive_rate, color=colours["naive"], linestyle="--", label=f"naive peer ({w} proc.)")
+    ax.axhline(TARGET_RATE, color="black", linestyle=":", label="target 2,000")
+    ax.set_yscale("log")
+    ax.set_ylim(top=ax.get_ylim()[1] * 8)
+    ax.set_ylabel("messages/s (log)")
+    ax.set_title("Workers (2 KB, RSA-2048); in-process = 1 worker × n")
+    ax.legend(fontsize=7, ncol=3, loc="upper center")
+
+    # (b) sizes
+    ax = axes[0][1]
+    xs, ex, ce, ip = [], [], [], []
+    for label in ("2KB", "20KB", "200KB", "5MB"):
+        d = results["drains"].get(f"{label}-rsa-w{w}")
+        if not d:
+            continue
+        xs.append(d["document_bytes"])
+        ex.append(d["rate"])
+        ce.append(_get(results, "ceiling", f"{label}-w{w}"))
+        inproc = results["inprocess"].get(f"{label}-rsa-w1")
+        ip.append(inproc["rate"] * w if inproc else None)
+    ax.plot(xs, ex, "o-", color=colours["exchanger"], label=f"exchanger ({w} workers)")
+    ax.plot(xs, ce, "s--", color=colours["ceiling"], label="ceiling")
+    ax.plot(xs, ip, "^:", color=colours["in-process"], label=f"in-process × {w}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("document size (bytes, log)")
+    ax.set_ylabel("messages/s (log)")
+    ax.set_title("Message size")
+    ax.legend(fontsize=8)
+
+    # (c) routes and participants
+    ax = axes[0][2]
+    costs = results.get("scale", {}).get("in_process_ms", {})
+    names = [n for n, v in costs.items() if v]
+    if names:
+        best = [min(costs[n]) for n in names]
+        spread = [max(costs[n]) - min(costs[n]) for n in names]
+        ax.bar(range(len(names)), best, yerr=[[0] * len(names), spread], color=colours["in-process"], capsize=4)
+        ax.axhline(best[0] * (1 + TARGET_FLAT), color="black", linestyle=":", label="+10% of 10 routes/participants")
+        ax.set_xticks(range(len(names)), [n.replace(", ", "\n") for n in names], fontsize=8)
+        for i, value in enumerate(best):
+            ax.text(i, value, f"{value:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.legend(fontsize=8)
+    ax.set_ylabel("ms per message, one core (best run; bar = spread)")
+    ax.set_title("Routes and participants (in-process)")
+
+    # (d) algorithms
+    ax = axes[1][0]
+    labels, series = [], {"exchanger": [], "in-process": []}
+    for algorithm, label in (("rsa", "RSA-2048"), ("ec", "ECDSA P-256")):
+        d = results["drains"].get(f"2KB-{algorithm}-w{w}")
+        inproc = results["inprocess"].get(f"2KB-{algorithm}-w1")
+        if not d and not inproc:
+            continue
+        labels.append(label)
+        series["exchanger"].append(d["rate"] if d else 0)
+        series["in-process"].append(inproc["rate"] if inproc else 0)
+    _bars(ax, labels, {"exchanger": series["exchanger"], "in-process": series["in-process"]}, colours,
+          names={"exchanger": f"exchanger ({w} workers)", "in-process": "in-process (1 worker)"})
+    ax.set_ylabel("messages/s")
+    ax.set_title("Signature algorithm (platform and senders)")
+    ax.legend(fontsize=8)
+
+    # (e) latency
+    ax = axes[1][1]
+    latency = results.get("latency", {}).get(f"2KB-rsa-w{w}")
+    if latency and latency.get("samples_ms"):
+        samples = sorted(latency["samples_ms"])
+        ys = [(i + 1) / len(samples) for i in range(len(samples))]
+        ax.plot(samples, ys, color=colours["exchanger"])
+        for q, style in (("50", ":"), ("95", "--"), ("99", "-.")):
+            ax.axvline(latency["copies_ms"][q], color="grey", linestyle=style, label=f"p{q} {latency['copies_ms'][q]:.1f} ms")
+        ax.axvline(TARGET_P99_MS, color="black", linestyle=":", label="target p99 50 ms")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+        ax.set_title(f"Latency at 50% load ({latency['achieved_rate']:.0f} msg/s), publish → destination")
+    ax.set_xlabel("ms (log)")
+    ax.set_ylabel("fraction of messages")
+
+    # (f) memory
+    ax = axes[1][2]
+    labels, values = [], []
+    for key, label in ((f"2KB-rsa-w{w}", "2 KB"), (f"2KB-rsa-w{w} backlog", "2 KB, big backlog"),
+                       (f"200KB-rsa-w{w}", "200 KB"), (f"5MB-rsa-w{w}", "5 MB")):
+        d = results["drains"].get(key)
+        if d and d["peak_rss_kb"]:
+            labels.append(f"{label}\n{d['messages']:,} msgs")
+            values.append(max(d["peak_rss_kb"]) / 1024)
+    ax.bar(range(len(values)), values, color=colours["exchanger"])
+    ax.set_xticks(range(len(values)), labels, fontsize=8)
+    for i, value in enumerate(values):
+        ax.text(i, value, f"{value:.0f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("peak RSS of the largest worker (MB)")
+    ax.set_title("Memory per worker (VmHWM)")
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _bars(ax, labels, series, colours, names=None) -> None:
+    width = 0.8 / max(1, len(series))
+    for index, (name, values) in enumerate(series.items()):
+        positions = [i + (index - (len(series) - 1) / 2) * width for i in range(len(labels))]
+        ax.bar(positions, values, width, color=colours.get(name), label=(names or {}).get(name, name))
+        for x, value in zip(positions, values):
+            if value:
+                ax.text(x, value, f"{value:,.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels)

@@ -1,0 +1,294 @@
+"""The benchmark run: every measurement in one go, on the same broker, queues and documents.
+
+Profiles bound the run time on the project's 2-core machine: --quick (about 4 minutes), the default
+(about 10 minutes) and --full (about 30 minutes: a 100,000-message backlog and longer runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from bench import ceiling, deployment, inprocess, machine, naive, report, throughput
+from bench.processes import Daemon, Group
+from bench.workload import KB, SIZES, Batch, Generator
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    messages: int  # the headline drain
+    ceiling: int
+    inprocess: int
+    naive: tuple[int, int]  # documents for 1 naive process, for W processes
+    latency_seconds: int
+    workers_sweep: int
+    sizes: dict  # label -> messages for the exchanger drain
+    scale_messages: int  # in-process documents per configuration for routes / participants
+    scale_repeats: int
+    scale_e2e: int  # messages of the end-to-end drain with 10,000 routes / participants (0: skipped)
+    ec_messages: int
+    backlog: int  # the large backlog for peak RSS
+
+
+PROFILES = {
+    "quick": Profile("quick", 2000, 6000, 600, (60, 100), 8, 1500,
+                     {"20KB": 600, "200KB": 80, "5MB": 6}, 400, 1, 0, 1500, 4000),
+    "default": Profile("default", 5000, 12000, 1500, (120, 240), 20, 3000,
+                       {"20KB": 1500, "200KB": 200, "5MB": 12}, 800, 3, 2000, 4000, 15000),
+    "full": Profile("full", 20000, 40000, 3000, (300, 600), 60, 10000,
+                    {"20KB": 5000, "200KB": 800, "5MB": 40}, 2000, 5, 10000, 20000, 100000),
+}
+SCALE = 10_000  # routes and participants in the large configurations
+
+
+class Run:
+    """One benchmark run: its deployments, its generators and everything measured."""
+
+    def __init__(self, profile: Profile, workers: int):
+        self.profile = profile
+        self.workers = workers
+        self.tag = secrets.token_hex(3)
+        self.started = time.perf_counter()
+        self.results: dict = {"profile": profile.name, "workers": workers, "machine": machine.describe(),
+                              "errors": [], "drains": {}, "inprocess": {}, "ceiling": {}, "naive": {},
+                              "latency": {}, "scale": {}}
+        self.deployments: list = []
+
+    def say(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.started:6.0f}s] {text}", file=sys.stderr, flush=True)
+
+    def step(self, name: str, function, *args, **kwargs):
+        """Run one measurement; a failure is recorded and the run goes on with the others."""
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the rest of the benchmark is still worth having
+            self.say(f"{name} FAILED: {exc!r}")
+            self.results["errors"].append(f"{name}: {exc!r}\n{traceback.format_exc(limit=3)}")
+            return None
+
+    # ---- building blocks -------------------------------------------------------------------------------------------
+
+    def daemon(self, dep, workers: int, *, config: Path | None = None, declare: bool = True, name: str = "d"):
+        log = dep.directory / f"daemon-{name}-{secrets.token_hex(2)}.log"
+        return Daemon(config or dep.config_path, dep.url, workers, log_path=log, declare=declare)
+
+    def drain(self, key: str, dep, batch: Batch, start, *, keep: bool = False):
+        result, runner = throughput.drain(dep, batch, start, label=key, keep=keep)
+        self.results["drains"][key] = asdict(result) | {"rate": result.rate}
+        cpu = result.cpu
+        cores = cpu.get("machine", 0) / result.seconds if result.seconds else 0
+        other = (cpu.get("machine", 0) - cpu["workers"] - cpu["broker"] - cpu.get("bench", 0)) / result.seconds if result.seconds else 0
+        self.say(f"{key}: {result.rate:,.0f} msg/s ({result.messages} in {result.seconds:.1f}s; "
+                 f"workers {result.cpu['workers'] / result.seconds:.2f} cores, broker {result.cpu['broker'] / result.seconds:.2f}, "
+                 f"machine {cores:.2f}, other work {other:.2f}; peak RSS {', '.join(f'{k / 1024:.0f}' for k in result.peak_rss_kb)} MB"
+                 f"{'; REJECTED ' + str(result.rejected) if result.rejected else ''})")
+        return result, runner
+
+    def exchanger_drain(self, key: str, dep, batch: Batch, workers: int, *, keep: bool = False, **options):
+        return self.drain(key, dep, batch, lambda: self.daemon(dep, workers, name=key, **options), keep=keep)
+
+    def ceiling_drain(self, key: str, dep, batch: Batch, processes: int):
+        senders = {dep.amqp_user(p): p for p in deployment.SENDERS}
+        prefetch = dep.config.broker.prefetch
+        result, _ = throughput.drain(dep, batch, lambda: ceiling.Bridges(dep.daemon_url, prefetch, senders, processes),
+                                     label=key)
+        self.results["ceiling"][key] = asdict(result) | {"rate": result.rate}
+        self.say(f"{key}: {result.rate:,.0f} msg/s ({result.messages} in {result.seconds:.2f}s)")
+        return result
+
+    def in_process(self, key: str, dep, gen: Generator, size: int, count: int, workers: int, *, config: Path | None = None,
+                   batch: Batch | None = None):
+        batch = batch or gen.batch(size, count)
+        warmup = gen.batch(size, max(1, min(20, count // 10)))
+        result = inprocess.measure(config or dep.config_path, dep.amqp_user(batch.sender), batch.bodies, warmup.bodies,
+                                   workers=workers, label=key)
+        self.results["inprocess"][key] = asdict(result) | {"rate": result.rate, "ms_per_message": result.ms_per_message}
+        other = (result.machine_cpu_seconds - result.cpu_seconds) / result.seconds if result.seconds else 0
+        self.say(f"{key}: {result.rate:,.0f} msg/s, {result.ms_per_message:.2f} ms per message and core "
+                 f"(config loaded in {result.load_seconds:.1f}s; other work on the machine meanwhile: {other:.2f} cores)")
+        return result
+
+    @staticmethod
+    def repeated(batch: Batch, count: int) -> Batch:
+        """The ceiling copies bytes without reading them: reuse documents rather than sign more."""
+        bodies = (batch.bodies * (count // len(batch) + 1))[:count]
+        ids = (batch.message_ids * (count // len(batch) + 1))[:count]
+        return replace(batch, bodies=bodies, message_ids=ids)
+
+    # ---- the run ---------------------------------------------------------------------------------------------------
+
+    def headline(self, rsa, gen: Generator) -> None:
+        p, w = self.profile, self.workers
+        small = SIZES["2KB"]
+        self.step("in-process 1 worker", self.in_process, "2KB-rsa-w1", rsa, gen, small, p.inprocess, 1)
+        if w > 1:
+            self.step(f"in-process {w} workers", self.in_process, f"2KB-rsa-w{w}", rsa, gen, small, p.inprocess, w)
+        batch = gen.batch(small, p.messages)
+        self.results["headline_batch"] = {"document_bytes": batch.document_bytes, "signed_bytes": batch.signed_bytes,
+                                          "type": batch.message_type, "sender": batch.sender}
+        self.step("ceiling", self.ceiling_drain, f"2KB-w{w}", rsa, self.repeated(batch, p.ceiling), w)
+        outcome = self.step("exchanger drain", self.exchanger_drain, f"2KB-rsa-w{w}", rsa, batch, w, keep=True)
+        if outcome is not None:
+            result, daemon = outcome
+            try:
+                rate = result.rate / 2
+                latency_batch = gen.batch(small, max(50, int(rate * p.latency_seconds)))
+                self.step("latency", self.latency, f"2KB-rsa-w{w}", rsa, latency_batch, rate)
+            finally:
+                daemon.stop()
+        self.step("naive 1 process", self.naive, "2KB-rsa-p1", rsa, gen, p.naive[0], 1)
+        if w > 1:
+            self.step(f"naive {w} processes", self.naive, f"2KB-rsa-p{w}", rsa, gen, p.naive[1], w)
+
+    def latency(self, key: str, dep, batch: Batch, rate: float) -> None:
+        result = throughput.latency(dep, batch, rate, label=key)
+        self.results["latency"][key] = {
+            "target_rate": result.target_rate, "achieved_rate": result.achieved_rate, "messages": result.messages,
+            "lost": result.lost, "warmup": result.warmup,
+            "copies_ms": {str(q): 1000 * result.percentile(q) for q in (50, 95, 99, 99.9)},
+            "receipts_ms": {str(q): 1000 * result.percentile(q, "receipts") for q in (50, 95, 99)},
+            "max_ms": 1000 * max(result.copies, default=float("nan")),
+            "samples_ms": [round(1000 * v, 2) for v in result.copies],
+        }
+        pct = self.results["latency"][key]["copies_ms"]
+        self.say(f"latency at {result.achieved_rate:.0f} msg/s: p50 {pct['50']:.1f} ms, p95 {pct['95']:.1f}, "
+                 f"p99 {pct['99']:.1f} ({result.lost} not received)")
+
+    def naive(self, key: str, dep, gen: Generator, count: int, processes: int) -> None:
+        result = naive.measure(dep, gen.batch(SIZES["2KB"], count), processes=processes, label=key)
+        self.results["naive"][key] = asdict(result) | {"rate": result.rate}
+        self.say(f"naive peer, {processes} process(es): {result.rate:,.1f} msg/s ({result.messages} in {result.seconds:.1f}s)")
+
+    def workers_sweep(self, rsa, gen: Generator) -> None:
+        p = self.profile
+        batch = gen.batch(SIZES["2KB"], p.workers_sweep)
+        if self.workers != 1:
+            self.step("exchanger 1 worker", self.exchanger_drain, "2KB-rsa-w1", rsa, batch, 1)
+            batch = gen.batch(SIZES["2KB"], p.workers_sweep)
+        self.step("exchanger 2 daemons", self.drain, "2KB-rsa-2daemons", rsa, batch,
+                  lambda: Group([self.daemon(rsa, 1, name="a"), self.daemon(rsa, 1, name="b")]))
+        if self.workers != 1:
+            self.step("ceiling 1 bridge", self.ceiling_drain, "2KB-w1", rsa, self.repeated(batch, p.ceiling // 2), 1)
+
+    def sizes_sweep(self, rsa, gen: Generator) -> None:
+        w = self.workers
+        for label, count in self.profile.sizes.items():
+            size = SIZES[label]
+            inproc_count = max(3, min(count, self.profile.inprocess // (size // (2 * KB))))
+            self.step(f"in-process {label}", self.in_process, f"{label}-rsa-w1", rsa, gen, size, inproc_count, 1)
+            batch = gen.batch(size, count)
+            self.step(f"ceiling {label}", self.ceiling_drain, f"{label}-w{w}", rsa,
+                      self.repeated(batch, max(count, min(self.profile.ceiling, count * 4))), w)
+            self.step(f"exchanger {label}", self.exchanger_drain, f"{label}-rsa-w{w}", rsa, batch, w)
+
+    def scale_sweep(self, rsa, gen: Generator) -> None:
+        p = self.profile
+        self.say(f"making configurations with {SCALE:,} routes and with {SCALE:,} participants")
+        started = time.perf_counter()
+        configs = {
+            "10 routes, 10 participants": rsa.config_path,
+            f"{SCALE:,} routes": deployment.with_many(rsa, routes=SCALE, name="routes"),
+            f"{SCALE:,} participants": deployment.with_many(rsa, participants=SCALE, name="participants"),
+        }
+        self.results["scale"]["generation_seconds"] = time.perf_counter() - started
+        costs: dict[str, list[float]] = {name: [] for name in configs}
+        loads: dict[str, float] = {}
+        for repeat in range(p.scale_repeats):
+            for name, path in configs.items():
+                result = self.step(f"in-process {name}", self.in_process, f"scale {name} #{repeat + 1}", rsa, gen,
+                                   SIZES["2KB"], p.scale_messages, 1, config=path)
+                if result is not None:
+                    costs[name].append(result.ms_per_message)
+                    loads[name] = result.load_seconds
+        self.results["scale"]["in_process_ms"] = costs
+        self.results["scale"]["load_seconds"] = loads
+        if p.scale_e2e:
+            for name, path in list(configs.items())[1:]:
+                batch = gen.batch(SIZES["2KB"], p.scale_e2e)
+                self.step(f"exchanger {name}", self.exchanger_drain, f"2KB-rsa-w{self.workers} {name}", rsa, batch,
+                          self.workers, config=path, declare=False)
+
+    def algorithm_sweep(self) -> None:
+        p, w = self.profile, self.workers
+        ec = deployment.create(self.tag, "ec")
+        self.deployments.append(ec)
+        gen = Generator(ec.keys_dir, self.tag + "e")
+        self.step("in-process ECDSA", self.in_process, "2KB-ec-w1", ec, gen, SIZES["2KB"], p.inprocess, 1)
+        batch = gen.batch(SIZES["2KB"], p.ec_messages)
+        self.step("exchanger ECDSA", self.exchanger_drain, f"2KB-ec-w{w}", ec, batch, w)
+        self.step("ceiling ECDSA", self.ceiling_drain, f"2KB-ec-w{w}", ec, self.repeated(batch, p.ceiling), w)
+
+    def backlog(self, rsa, gen: Generator) -> None:
+        count = self.profile.backlog
+        self.say(f"signing a backlog of {count:,} declarations")
+        batch = gen.batch(SIZES["2KB"], count)
+        self.step("exchanger backlog", self.exchanger_drain, f"2KB-rsa-w{self.workers} backlog", rsa, batch, self.workers)
+
+    def run(self, out_dir: Path) -> dict:
+        self.say(f"profile {self.profile.name}, {self.workers} worker(s); machine: {self.results['machine']['cores']} cores "
+                 f"{self.results['machine']['cpu']}, load average {self.results['machine']['load_average_at_start']}")
+        try:
+            rsa = deployment.create(self.tag, "rsa")
+            self.deployments.append(rsa)
+            gen = Generator(rsa.keys_dir, self.tag)
+            self.say(f"deployment ready: vhost {rsa.vhost}, keys and configuration in {rsa.directory}")
+            self.headline(rsa, gen)
+            self.workers_sweep(rsa, gen)
+            self.sizes_sweep(rsa, gen)
+            self.scale_sweep(rsa, gen)
+            self.step("ECDSA deployment", self.algorithm_sweep)
+            self.backlog(rsa, gen)
+        finally:
+            for dep in self.deployments:
+                dep.close()
+            self.results["seconds"] = time.perf_counter() - self.started
+            self.results["machine"]["load_average_at_end"] = [round(v, 2) for v in machine.load_average()]
+        return self.results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bin/bench",
+        description="Throughput, latency and memory of the exchange against the transport ceiling, the compute "
+                    "limit and a naive peer, on the local RabbitMQ.",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_const", const="quick", dest="profile", help="about 4 minutes")
+    group.add_argument("--full", action="store_const", const="full", dest="profile",
+                       help="about 30 minutes: 100,000-message backlog, 60 s of latency, more of everything")
+    parser.add_argument("--messages", type=int, help="documents in the headline drain (default: by profile)")
+    parser.add_argument("--workers", type=int, default=2, help="workers of the headline run (default 2)")
+    parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, sweeps.png and results.json go")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the table, RESULTS.md and chart from results.json")
+    args = parser.parse_args(argv)
+    # Clean up (vhost, broker users, temporary keys) when stopped, even when started in the background.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        results = json.loads((out / "results.json").read_text())
+    else:
+        profile = PROFILES[args.profile or "default"]
+        if args.messages:
+            profile = replace(profile, messages=args.messages)
+        results = Run(profile, args.workers).run(out)
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    print(report.table(results))
+    report.write(results, out)
+    print(f"\nwritten: {out / 'RESULTS.md'}, {out / 'sweeps.png'}, {out / 'results.json'}")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
