@@ -167,8 +167,12 @@ class _Preloader:
 
     def _on_channel(self, channel) -> None:
         self.channel = channel
-        channel.add_on_close_callback(lambda _c, reason: self._fail(self.connection, reason))
+        channel.add_on_close_callback(self._on_channel_closed)
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: self._pump())
+
+    def _on_channel_closed(self, _channel, reason) -> None:
+        if self.todo or self.outstanding:
+            self._fail(self.connection, reason)
 
     def _pump(self) -> None:
         while self.todo and len(self.outstanding) < self.WINDOW:

@@ -38,9 +38,33 @@ def _ratio(a, b, fmt: str = "{:.2f}") -> str:
     return "n/a" if not a or not b else fmt.format(a / b)
 
 
+def _latency_cpu(latency: dict) -> str:
+    cpu, seconds = latency.get("cpu"), latency.get("seconds")
+    if not cpu or not seconds:
+        return ""
+    rest = max(0.0, cpu["machine"] - cpu["exchange"] - cpu["broker"]) / seconds
+    return (f"; CPU meanwhile: exchange {cpu['exchange'] / seconds:.2f}, broker {cpu['broker'] / seconds:.2f}, "
+            f"load generator and other work {rest:.2f} cores")
+
+
 def _other(cpu: dict) -> float:
     """CPU seconds used by processes that are not part of the measurement (other work sharing the machine)."""
     return max(0.0, cpu.get("machine", 0) - cpu["workers"] - cpu["broker"] - cpu.get("bench", 0))
+
+
+def interference(results: dict) -> float | None:
+    """Mean cores used by other work on the machine while the benchmark measured (drains and in-process runs)."""
+    busy = seconds = 0.0
+    for table in (results.get("drains", {}), results.get("ceiling", {})):
+        for d in table.values():
+            if "machine" in d.get("cpu", {}):
+                busy += _other(d["cpu"])
+                seconds += d["seconds"]
+    for d in results.get("inprocess", {}).values():
+        if d.get("machine_cpu_seconds"):
+            busy += max(0.0, d["machine_cpu_seconds"] - d["cpu_seconds"])
+            seconds += d["seconds"]
+    return busy / seconds if seconds else None
 
 
 def _stage_rows(stages_ms: dict) -> list[tuple[str, float]]:
@@ -124,7 +148,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                     f"p50 {c['50']:.1f} / p95 {c['95']:.1f} / p99 {c['99']:.1f} ms",
                     f"{latency['messages']:,} published at a fixed rate (confirmed; {latency.get('warmup', 0)} more before, "
                     f"as warm-up), timed at the customs mailbox's consumer; max {latency['max_ms']:.0f} ms; "
-                    f"{latency['lost']} not received"))
+                    f"{latency['lost']} not received{_latency_cpu(latency)}"))
     ceil = _get(results, "ceiling", f"2KB-w{w}")
     out.append(("ceiling", f"bare bridge, {w} processes", _rate(ceil),
                 "same queues, prefetch, persistent publishes with confirms and mandatory, ack after confirms; no XML"))
@@ -139,7 +163,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     nw = _get(results, "naive", f"2KB-rsa-p{w}")
     out.append(("naive peer", "1 process", _rate(n1), "basic_get, xmlschema, signxml verify + sign ×2, a confirm per publish"))
     if w > 1:
-        out.append(("naive peer", f"{w} processes", _rate(nw), ""))
+        out.append(("naive peer", f"{w} processes", _rate(nw), "as many processes as the exchange has workers"))
     out.append(("ratio", "exchanger / ceiling", _ratio(ex, ceil), ""))
     if in1:
         out.append(("ratio", f"exchanger / (in-process × {w})", _ratio(ex, in1["rate"] * w), ""))
@@ -217,6 +241,10 @@ def table(results: dict) -> str:
                  f"{machine['memory_gb']} GB, Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; "
                  f"load average {machine['load_average_at_start']} at start, {machine.get('load_average_at_end')} at end; "
                  f"{results.get('seconds', 0) / 60:.1f} min")
+    other = interference(results)
+    if other is not None:
+        lines.append(f"other work on the machine while measuring: {other:.2f} cores on average "
+                     f"(CPU time of processes outside the benchmark; the results are for what was left)")
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     lines.append(fmt.format(*header))
     lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
@@ -259,6 +287,29 @@ def _stages_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _interference_text(results: dict) -> str:
+    other = interference(results)
+    if other is None:
+        return ""
+    return (f"While this run measured, processes outside it used **{other:.2f} of the {results['machine']['cores']} cores** "
+            "on average (from /proc/stat, less the CPU time of the benchmark's own processes and the broker): the "
+            "numbers are for what was left of the machine.")
+
+
+def _sizes_markdown(results: dict) -> str:
+    sizes = [(label, results["inprocess"].get(f"{label}-rsa-w1")) for label in ("2KB", "20KB", "200KB", "5MB")]
+    sizes = [(label, entry) for label, entry in sizes if entry]
+    if not sizes:
+        return ""
+    names = list(dict.fromkeys(name for _, entry in sizes for name in entry["stages_ms"]))
+    names.sort(key=lambda n: -sizes[-1][1]["stages_ms"].get(n, 0))
+    lines = ["| stage | " + " | ".join(label for label, _ in sizes) + " |", "|---|" + "---|" * len(sizes)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(_num(entry["stages_ms"].get(name)) for _, entry in sizes) + " |")
+    lines.append("| **total (wall, one core)** | " + " | ".join(f"**{entry['ms_per_message']:.2f}**" for _, entry in sizes) + " |")
+    return "\n".join(lines)
+
+
 def _cpu_markdown(results: dict) -> str:
     lines = ["| run | msg/s | workers (cores) | broker (cores) | other work (cores) | whole machine (cores) "
              "| worker CPU ms/msg | broker CPU ms/msg |",
@@ -293,7 +344,7 @@ chart of the sweeps: `bench/sweeps.png`.
 **Machine:** {m['cores']} cores, {m['cpu']}, {m['memory_gb']} GB RAM, Linux {m['kernel']}; Python {m['python']};
 RabbitMQ {m['rabbitmq']} on the same cores; {libraries}. The broker, the exchange and the load generator share
 the two cores. Load average {m['load_average_at_start']} at the start and {m.get('load_average_at_end')} at the end
-(anything above what this run itself puts on the machine is other work sharing it).
+(anything above what this run itself puts on the machine is other work sharing it). {_interference_text(results)}
 
 **How:** each measurement gets its own documents (distinct MessageIds, signed by the sender ahead of time) on
 one RabbitMQ virtual host made for the run, with the bundled routes.yaml and catalogue on keys made for the
@@ -317,6 +368,10 @@ on the compute thread, so it includes waiting for the core and the GIL while the
 message-log writer and the broker run).
 
 {_stages_markdown(results)}
+
+By message size (in-process, RSA-2048, one worker; ms per message):
+
+{_sizes_markdown(results)}
 
 CPU seconds per drain, read from /proc (worker processes, the broker's Erlang VM, and every core of the machine):
 

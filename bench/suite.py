@@ -143,26 +143,30 @@ class Run:
             try:
                 rate = result.rate / 2
                 latency_batch = gen.batch(small, max(50, int(rate * p.latency_seconds)))
-                self.step("latency", self.latency, f"2KB-rsa-w{w}", rsa, latency_batch, rate)
+                self.step("latency", self.latency, f"2KB-rsa-w{w}", rsa, latency_batch, rate, daemon.all_pids())
             finally:
                 daemon.stop()
         self.step("naive 1 process", self.naive, "2KB-rsa-p1", rsa, gen, p.naive[0], 1)
         if w > 1:
             self.step(f"naive {w} processes", self.naive, f"2KB-rsa-p{w}", rsa, gen, p.naive[1], w)
 
-    def latency(self, key: str, dep, batch: Batch, rate: float) -> None:
-        result = throughput.latency(dep, batch, rate, label=key)
+    def latency(self, key: str, dep, batch: Batch, rate: float, pids: list[int]) -> None:
+        result = throughput.latency(dep, batch, rate, label=key, pids=pids)
         self.results["latency"][key] = {
             "target_rate": result.target_rate, "achieved_rate": result.achieved_rate, "messages": result.messages,
             "lost": result.lost, "warmup": result.warmup,
             "copies_ms": {str(q): 1000 * result.percentile(q) for q in (50, 95, 99, 99.9)},
             "receipts_ms": {str(q): 1000 * result.percentile(q, "receipts") for q in (50, 95, 99)},
             "max_ms": 1000 * max(result.copies, default=float("nan")),
+            "cpu": result.cpu, "seconds": result.seconds,
             "samples_ms": [round(1000 * v, 2) for v in result.copies],
         }
         pct = self.results["latency"][key]["copies_ms"]
+        cpu, seconds = result.cpu, result.seconds or 1
+        other = (cpu["machine"] - cpu["exchange"] - cpu["broker"]) / seconds
         self.say(f"latency at {result.achieved_rate:.0f} msg/s: p50 {pct['50']:.1f} ms, p95 {pct['95']:.1f}, "
-                 f"p99 {pct['99']:.1f} ({result.lost} not received)")
+                 f"p99 {pct['99']:.1f} ({result.lost} not received; exchange {cpu['exchange'] / seconds:.2f} cores, "
+                 f"broker {cpu['broker'] / seconds:.2f}, everything else incl. the load generator {other:.2f})")
 
     def naive(self, key: str, dep, gen: Generator, count: int, processes: int) -> None:
         result = naive.measure(dep, gen.batch(SIZES["2KB"], count), processes=processes, label=key)

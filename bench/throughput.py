@@ -121,6 +121,8 @@ class Latency:
     receipts: list[float] = field(repr=False)
     lost: int = 0
     warmup: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds over the run: exchange, broker, machine
+    seconds: float = 0.0
 
     def percentile(self, p: float, which: str = "copies") -> float:
         values = sorted(getattr(self, which))
@@ -164,7 +166,7 @@ def settle(deployment, timeout: float = 120) -> None:
     raise TimeoutError("the exchange did not settle its inbound queue")
 
 
-def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float = 2.0) -> Latency:
+def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float = 2.0, pids: list[int] = ()) -> Latency:
     """Publish the batch at ``rate`` messages/s into a running, idle exchange; latency of each copy at the destination.
 
     The first ``warmup_seconds`` of publishes (at most a tenth of them) warm the connections and are not counted.
@@ -181,6 +183,8 @@ def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float
     ready.wait(60)
     sent: dict[str, float] = {}
     user = deployment.amqp_user(batch.sender)
+    broker = [pid for pid in [rabbitmq_pid()] if pid]
+    began, cpu_exchange, cpu_broker, cpu_all = time.perf_counter(), _cpu(list(pids)), _cpu(broker), system_busy()
     with closing(pika.BlockingConnection(pika.URLParameters(deployment.sender_url(batch.sender)))) as connection:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -195,6 +199,9 @@ def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float
             channel.basic_publish(INBOUND_EXCHANGE, INBOUND_ROUTING_KEY, body, properties)
         achieved = count / (time.perf_counter() - start)
     copies, receipts = results.get(timeout=count / rate + 180)
+    cpu = {"exchange": _cpu(list(pids)) - cpu_exchange, "broker": _cpu(broker) - cpu_broker,
+           "machine": system_busy() - cpu_all}
+    seconds = time.perf_counter() - began
     consumer.join(30)
     skip = min(int(rate * warmup_seconds), count // 10)
     counted = batch.message_ids[skip:]
@@ -204,4 +211,6 @@ def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float
         receipts=[receipts[m] - sent[m] for m in counted if m in receipts],
         lost=sum(1 for m in batch.message_ids if m not in copies),
         warmup=skip,
+        cpu=cpu,
+        seconds=seconds,
     )
