@@ -83,6 +83,23 @@ def system_busy() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_for_quiet(max_wait: float, threshold: float = 0.35, window: float = 0.5) -> tuple[float, float]:
+    """Wait until the machine is nearly idle (at most ``threshold`` cores busy over ``window`` seconds).
+
+    On a machine shared with other work, measuring in a quiet moment keeps that work out of the
+    results as far as possible. Returns (seconds waited, busy cores in the last window); gives up
+    after ``max_wait`` seconds.
+    """
+    started = time.perf_counter()
+    while True:
+        before = system_busy()
+        time.sleep(window)
+        busy = (system_busy() - before) / window
+        waited = time.perf_counter() - started
+        if busy <= threshold or waited >= max_wait:
+            return waited, busy
+
+
 def rabbitmq_pid() -> int | None:
     """The broker's Erlang VM (beam.smp), to account for its CPU time."""
     for entry in os.listdir("/proc"):

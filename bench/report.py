@@ -38,6 +38,23 @@ def _ratio(a, b, fmt: str = "{:.2f}") -> str:
     return "n/a" if not a or not b else fmt.format(a / b)
 
 
+def _samples(drain: dict) -> str:
+    samples = drain.get("samples") or []
+    if len(samples) < 2:
+        return ""
+    listed = ", ".join(f"{s['rate']:,.0f} (other work {s['other_cores']:.2f})" for s in samples)
+    return f"; median of {len(samples)} drains: {listed} msg/s"
+
+
+def _latency_runs(latency: dict) -> str:
+    runs = latency.get("runs") or []
+    if len(runs) < 2:
+        return ""
+    listed = "; ".join(f"p50 {r['p50']:.1f} / p95 {r['p95']:.1f} / p99 {r['p99']:.1f} ms (other work {r['other_cores']:.2f})"
+                       for r in runs)
+    return f"; the median of {len(runs)} runs by p99: {listed}"
+
+
 def _latency_cpu(latency: dict) -> str:
     cpu, seconds = latency.get("cpu"), latency.get("seconds")
     if not cpu or not seconds:
@@ -140,7 +157,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                     f"{batch.get('signed_bytes', 0):,} B signed), first consume → last copy and receipt confirmed; "
                     f"CPU: workers {cpu['workers'] / seconds:.2f}, broker {cpu['broker'] / seconds:.2f}, "
                     f"whole machine {cpu.get('machine', 0) / seconds:.2f} of {results['machine']['cores']} cores "
-                    f"(other work: {_other(cpu) / seconds:.2f})"))
+                    f"(other work: {_other(cpu) / seconds:.2f}){_samples(headline)}"))
     latency = results.get("latency", {}).get(f"2KB-rsa-w{w}")
     if latency:
         c = latency["copies_ms"]
@@ -148,7 +165,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                     f"p50 {c['50']:.1f} / p95 {c['95']:.1f} / p99 {c['99']:.1f} ms",
                     f"{latency['messages']:,} published at a fixed rate (confirmed; {latency.get('warmup', 0)} more before, "
                     f"as warm-up), timed at the customs mailbox's consumer; max {latency['max_ms']:.0f} ms; "
-                    f"{latency['lost']} not received{_latency_cpu(latency)}"))
+                    f"{latency['lost']} not received{_latency_cpu(latency)}{_latency_runs(latency)}"))
     ceil = _get(results, "ceiling", f"2KB-w{w}")
     out.append(("ceiling", f"bare bridge, {w} processes", _rate(ceil),
                 "same queues, prefetch, persistent publishes with confirms and mandatory, ack after confirms; no XML"))
@@ -243,8 +260,11 @@ def table(results: dict) -> str:
                  f"{results.get('seconds', 0) / 60:.1f} min")
     other = interference(results)
     if other is not None:
+        quiet = results.get("quiet", {})
         lines.append(f"other work on the machine while measuring: {other:.2f} cores on average "
-                     f"(CPU time of processes outside the benchmark; the results are for what was left)")
+                     f"(CPU time of processes outside the benchmark; the results are for what was left); "
+                     f"{quiet.get('waited_seconds', 0):.0f}s spent waiting for quiet moments, "
+                     f"{quiet.get('not_quiet', 0)} of {quiet.get('checks', 0)} measurements started without one")
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     lines.append(fmt.format(*header))
     lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
@@ -293,7 +313,10 @@ def _interference_text(results: dict) -> str:
         return ""
     return (f"While this run measured, processes outside it used **{other:.2f} of the {results['machine']['cores']} cores** "
             "on average (from /proc/stat, less the CPU time of the benchmark's own processes and the broker): the "
-            "numbers are for what was left of the machine.")
+            "numbers are for what was left of the machine. Before each measurement the run waits (up to 15 s, "
+            f"{results.get('quiet', {}).get('waited_seconds', 0):.0f} s in all) for a moment when the machine is nearly "
+            f"idle; {results.get('quiet', {}).get('not_quiet', 0)} of {results.get('quiet', {}).get('checks', 0)} "
+            "measurements had to start without one.")
 
 
 def _sizes_markdown(results: dict) -> str:

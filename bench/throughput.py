@@ -57,13 +57,16 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def drain(deployment, batch, start_runner, *, label: str, keep: bool = False, timeout: float | None = None):
+def drain(deployment, batch, start_runner, *, label: str, keep: bool = False, timeout: float | None = None,
+          before=None):
     """Preload ``batch``, start the runner, time the drain; return (Drain, runner) (runner stopped unless keep)."""
     deployment.purge(batch.sender, DESTINATION)
     preload = deployment.preload(batch.sender, batch.bodies)
     count = len(batch)
     timeout = timeout or max(180.0, count / 10)
     broker = rabbitmq_pid()
+    if before is not None:
+        before()
     launched = time.perf_counter()
     runner = start_runner()
     stopped = False

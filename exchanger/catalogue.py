@@ -9,6 +9,19 @@ from lxml import etree
 from exchanger.xml.schema import CompiledSchema
 
 
+class FieldError(Exception):
+    """A catalogue XPath that compiled at load but fails on this document (e.g. a type error in its data)."""
+
+    def __init__(self, type_name: str, field_name: str, expression: str, error: Exception):
+        self.type_name = type_name
+        self.field_name = field_name
+        self.expression = expression
+        super().__init__(
+            f"the catalogue entry of {type_name} cannot read {field_name} from this document: "
+            f"XPath {expression!r} failed ({error}); the entry in the message catalogue needs correcting"
+        )
+
+
 @dataclass(frozen=True)
 class MessageType:
     """A message standard, defined by configuration alone."""
@@ -22,26 +35,34 @@ class MessageType:
     fields: dict[str, etree.XPath] = field(default_factory=dict, compare=False, repr=False)
     description: str = ""
 
+    def _evaluate(self, field_name: str, path: etree.XPath, root: etree._Element):
+        # The loader compiles every XPath and tries it on an empty document, but an expression can
+        # still fail on particular data; that must refuse the message, not crash the stage.
+        try:
+            return path(root)
+        except etree.XPathError as exc:
+            raise FieldError(self.name, field_name, path.path, exc) from None
+
     def message_id(self, root: etree._Element) -> str | None:
         """The sender's message id, or None when the document has none."""
-        return _first_text(self.id_path(root))
+        return _first_text(self._evaluate("message_id", self.id_path, root))
 
     def sender(self, root: etree._Element) -> str | None:
         """The sender the document names, or None."""
-        return _first_text(self.sender_path(root))
+        return _first_text(self._evaluate("sender", self.sender_path, root))
 
     def receivers(self, root: etree._Element) -> list[str]:
         """The receivers the document addresses, in document order, without repeats."""
         if self.receivers_path is None:
             return []
         seen: dict[str, None] = {}
-        for value in _texts(self.receivers_path(root)):
+        for value in _texts(self._evaluate("receivers", self.receivers_path, root)):
             seen.setdefault(value)
         return list(seen)
 
     def field_values(self, root: etree._Element) -> dict[str, str]:
         """Every named field's string value, for routing predicates and logs."""
-        return {name: _first_text(path(root)) or "" for name, path in self.fields.items()}
+        return {name: _first_text(self._evaluate(f"field {name}", path, root)) or "" for name, path in self.fields.items()}
 
 
 def _texts(result) -> list[str]:

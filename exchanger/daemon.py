@@ -22,13 +22,22 @@ from exchanger.transport.backoff import Backoff
 log = structlog.get_logger("exchanger.daemon")
 
 
-def _worker_main(config_path: str, amqp_url: str, name: str, log_level: str, json_logs: bool | None) -> None:
+# A worker that ran this long before dying is restarted after the shortest delay again.
+STABLE_SECONDS = 60.0
+# A restarted worker takes one delivery at a time for this many messages: if it dies again, only the
+# message in hand is charged against the delivery limit, not a whole prefetch of innocent ones.
+PROBATION_MESSAGES = 50
+
+
+def _worker_main(config_path: str, amqp_url: str, name: str, log_level: str, json_logs: bool | None,
+                 probation: int = 0) -> None:
     """Entry point of a worker process (spawned, so it starts from a clean interpreter)."""
     from exchanger.transport.url import connection_parameters
     from exchanger.worker import Worker
 
     exchange_logging.configure(log_level, json=json_logs)
-    worker = Worker(Path(config_path), connection_parameters(amqp_url, client_name=f"exchanger {name}"), name=name)
+    worker = Worker(Path(config_path), connection_parameters(amqp_url, client_name=f"exchanger {name}"), name=name,
+                    probation=probation)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     signal.signal(signal.SIGHUP, lambda *_: worker.reload())
@@ -94,7 +103,11 @@ def run_in_process(config: Config, amqp_url: str, *, metrics_address: tuple[str,
 
 
 class Supervisor:
-    """Starts N worker processes, forwards signals to them, restarts one that dies (with backoff), serves HTTP."""
+    """Starts N worker processes, forwards signals to them, restarts one that dies (with backoff), serves HTTP.
+
+    Each worker has its own restart backoff, reset once it has run for STABLE_SECONDS; a restart is
+    scheduled, never slept on, so one dying worker delays neither the others' restarts nor a stop.
+    """
 
     def __init__(self, config: Config, amqp_url: str, workers: int, *, metrics_address: tuple[str, int],
                  log_level: str, json_logs: bool | None, watch: bool = False):
@@ -108,18 +121,53 @@ class Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.processes: dict[str, multiprocessing.Process] = {}
         self.stopping = False
-        self.backoff = Backoff(initial=1.0, cap=30.0)
+        self.backoffs: dict[str, Backoff] = {}
+        self.started_at: dict[str, float] = {}
+        self.restart_at: dict[str, float] = {}
 
-    def _start(self, name: str) -> None:
+    def _start(self, name: str, *, probation: int = 0) -> None:
         process = self.context.Process(
             target=_worker_main,
-            args=(str(self.config.path), self.amqp_url, name, self.log_level, self.json_logs),
+            args=(str(self.config.path), self.amqp_url, name, self.log_level, self.json_logs, probation),
             name=name,
             daemon=False,
         )
         process.start()
         self.processes[name] = process
-        log.info("worker.started", worker=name, pid=process.pid)
+        self.started_at[name] = time.monotonic()
+        log.info("worker.started", worker=name, probation=probation, pid=process.pid)
+
+    def _schedule_restart(self, name: str, process: multiprocessing.Process, directory: str) -> None:
+        """Note a dead worker and when to start its replacement."""
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(process.pid, directory)
+        backoff = self.backoffs.setdefault(name, Backoff(initial=1.0, cap=30.0))
+        if time.monotonic() - self.started_at[name] >= STABLE_SECONDS:
+            backoff.reset()
+        delay = backoff.next_delay()
+        self.restart_at[name] = time.monotonic() + delay
+        log.error("worker.died", worker=name, exitcode=process.exitcode, restart_in=round(delay, 1))
+
+    def _supervise(self, directory: str) -> None:
+        """Restart dead workers when their delay is up, until stopping and every worker has exited."""
+        while True:
+            time.sleep(0.5)
+            if self.stopping:
+                # A worker not yet restarted stays down: starting one now would only have to stop it again.
+                self.restart_at.clear()
+                if not any(p.is_alive() for p in self.processes.values()):
+                    return
+                continue
+            now = time.monotonic()
+            for name, process in list(self.processes.items()):
+                if process.is_alive() or name in self.restart_at:
+                    continue
+                self._schedule_restart(name, process, directory)
+            for name, when in list(self.restart_at.items()):
+                if now >= when:
+                    del self.restart_at[name]
+                    self._start(name, probation=PROBATION_MESSAGES)
 
     def _signal_all(self, signum: int) -> None:
         for process in self.processes.values():
@@ -137,8 +185,6 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT; return the exit status."""
-        from prometheus_client.multiprocess import mark_process_dead
-
         # Workers write their metrics to files here; it must be set before they start.
         directory = tempfile.mkdtemp(prefix="exchanger-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
@@ -160,18 +206,7 @@ class Supervisor:
         try:
             for index in range(self.count):
                 self._start(f"worker-{index + 1}")
-            while True:
-                time.sleep(0.5)
-                for name, process in list(self.processes.items()):
-                    if process.is_alive() or self.stopping:
-                        continue
-                    mark_process_dead(process.pid, directory)
-                    delay = self.backoff.next_delay()
-                    log.error("worker.died", worker=name, exitcode=process.exitcode, restart_in=round(delay, 1))
-                    time.sleep(delay)
-                    self._start(name)
-                if self.stopping and not any(p.is_alive() for p in self.processes.values()):
-                    break
+            self._supervise(directory)
             for process in self.processes.values():
                 process.join()
         finally:

@@ -27,7 +27,9 @@ def configure(level: str = "info", *, json: bool | None = None, stream=None) -> 
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # One write per line: worker processes share the stream, and a line written in two parts can
+        # interleave with another worker's line, leaving neither readable as JSON.
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     # pika logs through the standard library; only its warnings are worth an operator's attention.

@@ -30,12 +30,26 @@ log = structlog.get_logger("exchanger.worker")
 
 MAX_PUBLISH_ATTEMPTS = 6
 DRAIN_TIMEOUT = 30.0
+# After a graceful drain the connection stays open this long before closing: RabbitMQ 3.x quorum queues
+# may disregard acks that reach them just before the channel closes after basic.cancel
+# (rabbitmq-server#10327), and the messages would come back although settled.
+CLOSE_GRACE = 1.0
+
+
+def delivery_count(inbound: Inbound) -> int:
+    """Which delivery of the message this is, counting from 1, as the broker's quorum queue counts them."""
+    # The broker sets x-delivery-count on every redelivery; a publisher may set it too, so it is
+    # believed only on a delivery the broker marks as redelivered.
+    count = inbound.headers.get("x-delivery-count") if inbound.redelivered else None
+    return 1 + count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 1
 
 
 class Worker:
     """Consume the inbound queue, run the pipeline, publish with confirms, ack when all confirmed."""
 
-    def __init__(self, config_path: Path, parameters: pika.ConnectionParameters, *, name: str = "worker-1"):
+    def __init__(self, config_path: Path, parameters: pika.ConnectionParameters, *, name: str = "worker-1",
+                 probation: int = 0):
+        """Load the configuration; ``probation`` messages are taken one at a time before the full prefetch."""
         self.config_path = Path(config_path)
         self.parameters = parameters
         self.name = name
@@ -50,6 +64,8 @@ class Worker:
         self._tracker = ConfirmTracker()
         self._generation = 0
         self._unsettled = 0
+        self._probation = probation
+        self._close_pending = False
         self._stopping = False
         self._stopped = threading.Event()
         self._reload_requested = threading.Event()
@@ -120,9 +136,13 @@ class Worker:
         channel.add_on_cancel_callback(self._on_consumer_cancelled)
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode)
 
+    def _prefetch(self) -> int:
+        # On probation (restarted after dying) a worker holds one delivery: should it die again, the
+        # broker charges only that one against the delivery limit, not every message it had prefetched.
+        return 1 if self._probation > 0 else self.pipeline.config.broker.prefetch
+
     def _on_confirm_mode(self, _frame) -> None:
-        prefetch = self.pipeline.config.broker.prefetch
-        self._channel.basic_qos(prefetch_count=prefetch, callback=self._on_qos)
+        self._channel.basic_qos(prefetch_count=self._prefetch(), callback=self._on_qos)
 
     def _on_qos(self, _frame) -> None:
         if self._stopping:
@@ -131,7 +151,7 @@ class Worker:
         self._consumer_tag = self._channel.basic_consume(INBOUND_QUEUE, self._on_message)
         self._reconnect.reset()
         metrics.BROKER_CONNECTED.set(1)
-        self.log.info("worker.consuming", queue=INBOUND_QUEUE, prefetch=self.pipeline.config.broker.prefetch)
+        self.log.info("worker.consuming", queue=INBOUND_QUEUE, prefetch=self._prefetch())
 
     def _on_channel_closed(self, channel, reason) -> None:
         # Unacked deliveries return to the queue with the channel; their work is void now.
@@ -166,8 +186,29 @@ class Worker:
         self._close_when_drained()
 
     def _close_when_drained(self) -> None:
-        if self._stopping and self._unsettled == 0:
+        if self._stopping and self._unsettled == 0 and not self._close_pending:
+            self._close_pending = True
+            self._connection.ioloop.call_later(CLOSE_GRACE, self._close_if_drained)
+
+    def _close_if_drained(self) -> None:
+        self._close_pending = False
+        if self._unsettled == 0:
             self._close()
+        # Otherwise a delivery arrived before the broker saw the cancel; its settlement closes later.
+
+    def _advance_probation(self) -> None:
+        self._probation -= 1
+        if self._probation > 0 or self._stopping or self._channel is None or not self._consumer_tag:
+            return
+        # A consumer's prefetch is fixed when it subscribes: the full prefetch needs a new consumer.
+        # Deliveries of the old one stay valid on the open channel and are acked as usual.
+        self.log.info("worker.probation_over")
+        self._channel.basic_cancel(self._consumer_tag, callback=self._on_probation_cancelled)
+        self._consumer_tag = None
+
+    def _on_probation_cancelled(self, _frame) -> None:
+        if not self._stopping and self._channel is not None and self._channel.is_open:
+            self._channel.basic_qos(prefetch_count=self._prefetch(), callback=self._on_qos)
 
     def _close(self) -> None:
         connection = self._connection
@@ -214,14 +255,27 @@ class Worker:
             try:
                 disposition = self.pipeline.process(inbound)
             except Exception as exc:
-                # A fault of ours, not of the message: retry later; the queue's delivery limit
-                # dead-letters a message that fails every time, so nothing loops forever.
+                # A fault of ours, not of the message: retry later, up to the queue's delivery limit.
                 self.log.exception("pipeline.crashed", delivery_tag=tag)
-                self.journal.handed_back(inbound, f"the pipeline crashed: {exc!r}", self.pipeline.config.version)
-                self._from_compute(functools.partial(self._requeue_later, generation, tag))
-                continue
+                disposition = self._give_up(inbound, exc)
+                if disposition is None:
+                    self.journal.handed_back(inbound, f"the pipeline crashed: {exc!r}", self.pipeline.config.version)
+                    self._from_compute(functools.partial(self._requeue_later, generation, tag))
+                    continue
             entry = self.journal.processed(inbound, disposition, self.pipeline)
             self._from_compute(functools.partial(self._settle, generation, tag, disposition, started, entry))
+
+    def _give_up(self, inbound: Inbound, error: Exception) -> Disposition | None:
+        """At the broker's last delivery of a message that keeps failing: its dead letter and receipt, else None."""
+        deliveries = delivery_count(inbound)
+        if deliveries <= self.pipeline.config.broker.delivery_limit:
+            return None
+        try:
+            return self.pipeline.failed(inbound, error, deliveries)
+        except Exception:
+            # Handed back once more, the broker dead-letters it by its delivery limit, without a receipt.
+            self.log.exception("pipeline.failed_to_reject")
+            return None
 
     def _from_compute(self, callback) -> None:
         connection = self._connection
@@ -325,6 +379,8 @@ class Worker:
             metrics.DELIVERIES.labels(publication.routing_key or publication.exchange, kind).inc()
         self._publish_backoff.reset()
         self.log.debug("message.settled", outcome=disposition.outcome, **disposition.context)
+        if self._probation > 0:
+            self._advance_probation()
         self._close_when_drained()
 
     def _retry(self, generation: int, settlement: Settlement, failed) -> None:

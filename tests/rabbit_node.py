@@ -12,6 +12,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -48,6 +49,7 @@ class RabbitNode:
     """One RabbitMQ node on free ports with its data in a temporary directory; ``stop`` removes it all."""
 
     def __init__(self, label: str = "exchanger-faults"):
+        """Choose a node name and free ports; nothing starts before ``start``."""
         self.name = f"{label}-{secrets.token_hex(4)}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
@@ -95,23 +97,52 @@ class RabbitNode:
         if account is not None and os.geteuid() == 0:
             for path in [self.base, *self.base.rglob("*")]:
                 os.chown(path, account.pw_uid, account.pw_gid)
+        self._launch(timeout)
+        return self
+
+    def _launch(self, timeout: float) -> None:
+        """Run the packaged server detached on this node's files and wait until it serves AMQP."""
         started = subprocess.run(["rabbitmq-server", "-detached"], env=self._env(), capture_output=True, text=True, timeout=60)
         if started.returncode != 0:
             raise NodeUnavailable(f"rabbitmq-server -detached failed: {started.stderr or started.stdout}")
         self.wait_until_serving(timeout)
-        return self
+
+    def restart(self, timeout: float = 120) -> None:
+        """Start the node again on its own data, after ``kill`` (a cluster member rejoins its cluster)."""
+        self._launch(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the node's Erlang VM, as a crash or a power cut would stop it."""
+        assert self.base is not None
+        os.kill(int((self.base / "node.pid").read_text().strip()), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        # Until epmd has seen the VM go, starting it again would find the name taken.
+        while time.monotonic() < deadline and self.name.split("@")[0] in subprocess.run(
+            ["epmd", "-names"], capture_output=True, text=True
+        ).stdout.split():
+            time.sleep(0.2)
+
+    def join(self, other: RabbitNode) -> None:
+        """Make this (fresh) node a member of the other node's cluster."""
+        self.ctl("stop_app")
+        self.ctl("join_cluster", other.name)
+        self.start_app()
 
     def _env(self) -> dict[str, str]:
+        """This process's environment with the node's variables on top."""
         return {**os.environ, **self.environment()}
 
-    def ctl(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-        """Run rabbitmqctl against this node only."""
-        result = subprocess.run(
-            ["rabbitmqctl", "-n", self.name, *args], env=self._env(), capture_output=True, text=True, timeout=timeout
-        )
-        if check and result.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.name}: {result.stdout}{result.stderr}")
-        return result
+    def ctl(self, *args: str, timeout: float = 120, check: bool = True, attempts: int = 3) -> subprocess.CompletedProcess:
+        """Run rabbitmqctl against this node only (the commands used here are idempotent, so a failure is retried)."""
+        for attempt in range(attempts):
+            result = subprocess.run(
+                ["rabbitmqctl", "-n", self.name, *args], env=self._env(), capture_output=True, text=True, timeout=timeout
+            )
+            if result.returncode == 0 or not check:
+                return result
+            # The CLI reaches the node over Erlang distribution, which a busy machine sometimes fails to set up.
+            time.sleep(1 + attempt)
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.name} failed {attempts} times: {result.stdout}{result.stderr}")
 
     def admin(self) -> BrokerAdmin:
         """The exchange's own broker administration, aimed at this node."""

@@ -179,3 +179,38 @@ def test_redelivery_produces_the_same_ids(exchange, pipeline):
     first = pipeline.process(Inbound(body, user_id="ent-a"))
     again = pipeline.process(Inbound(body, user_id="ent-a", redelivered=True))
     assert [p.message_id for p in first.publications] == [p.message_id for p in again.publications]
+
+
+def test_a_catalogue_xpath_failing_on_the_data_rejects_with_a_receipt(exchange, tmp_path):
+    # The field's XPath compiles, so the loader accepts it; for a message id starting with BAD its second
+    # half, count() of a string, is a type error libxml2 raises only when evaluated on such a document.
+    import yaml
+
+    from exchange_fixture import PROJECT, write_config
+    from exchanger.config import load_config
+    from exchanger.pipeline import build_pipeline
+
+    catalogue_path = PROJECT / "schemas" / "messages.yaml"
+    catalogue = yaml.safe_load(catalogue_path.read_text())
+    for spec in catalogue["types"].values():
+        schemas = spec["xsd"] if isinstance(spec["xsd"], list) else [spec["xsd"]]
+        resolved = [str(catalogue_path.parent / s) for s in schemas]
+        spec["xsd"] = resolved if isinstance(spec["xsd"], list) else resolved[0]
+    probe = "dec:BaseTransfer/cm:MessageId[starts-with(., 'BAD')] and count(string(.)) > 0"
+    catalogue["types"]["CustomsDeclaration"]["fields"]["probe"] = probe
+    (tmp_path / "messages.yaml").write_text(yaml.safe_dump(catalogue, sort_keys=False, allow_unicode=True))
+    config = load_config(write_config(tmp_path, exchange.keys_dir, messages=str(tmp_path / "messages.yaml")))
+    pipeline = build_pipeline(config)
+
+    document = (SAMPLES / "customs-declaration/valid.xml").read_bytes()
+    message_id = etree.fromstring(document).findtext(".//{urn:eport:common:1}MessageId")
+    bad = document.replace(f">{message_id}<".encode(), b">BAD-1<")
+    assert bad != document
+    disposition = _rejected(pipeline, exchange.signed("ent-a", bad))
+    reason = disposition.reasons[0]
+    assert (reason.stage, reason.code) == ("authenticate", "catalogue.field-error")
+    assert "field probe" in reason.message and probe in reason.message
+    _, receipt = _receipt(disposition, "ent-a")
+    assert receipt.findtext(f"{EX}Status") == "rejected"
+    # The same entry reads every other document as before.
+    assert pipeline.process(Inbound(exchange.signed("ent-a", document), user_id="ent-a")).outcome == "accepted"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from exchanger.catalogue import FieldError
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, Settings, pass_settings
 from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Rejected
@@ -58,11 +59,16 @@ def explain(settings, file: Path) -> None:
         raise SystemExit(EXIT_FAILED)
     message_type = envelope.message_type
     root = envelope.tree.getroot()
-    sender_id = message_type.sender(root)
+    try:
+        sender_id = message_type.sender(root)
+        receivers = message_type.receivers(root)
+        fields = message_type.field_values(root)
+        message_id = message_type.message_id(root)
+    except FieldError as exc:
+        click.secho(f"{file}: would be rejected: {exc}", fg="red")
+        raise SystemExit(EXIT_FAILED) from None
     sender = config.registry.get(sender_id or "")
-    receivers = message_type.receivers(root)
-    fields = message_type.field_values(root)
-    click.echo(f"{file}: {message_type.name} {message_type.message_id(root)} from {sender_id} to {', '.join(receivers) or '(nobody named)'}")
+    click.echo(f"{file}: {message_type.name} {message_id} from {sender_id} to {', '.join(receivers) or '(nobody named)'}")
     if fields:
         click.echo("  fields: " + ", ".join(f"{k}={v!r}" for k, v in fields.items()))
     if sender is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Protocol
@@ -10,11 +11,12 @@ import structlog
 from lxml import etree
 
 from exchanger import metrics
+from exchanger.catalogue import FieldError
 from exchanger.config import Config
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import Verifier
 from exchanger.envelope import Envelope, Inbound
-from exchanger.faults import crash_point
+from exchanger.faults import crash_point, poison_point
 from exchanger.outcome import Reason, Rejected
 from exchanger.pipeline.disposition import ACCEPTED, REJECTED, Disposition, Publication
 from exchanger.pipeline.stages.authenticate import Authenticate, connection_identity
@@ -76,6 +78,7 @@ class Pipeline:
             for stage, seconds in self.stages:
                 began = time.perf_counter()
                 try:
+                    poison_point(stage.name, inbound.body)
                     stage(envelope)
                 finally:
                     seconds.observe(time.perf_counter() - began)
@@ -181,13 +184,35 @@ class Pipeline:
         publications.append(self._receipt(envelope, envelope.sender.id, ACCEPTED, ()))
         return Disposition(ACCEPTED, tuple(publications), context=envelope.log_context())
 
+    def failed(self, inbound: Inbound, error: Exception, deliveries: int) -> Disposition:
+        """Settle a message the pipeline failed on at every delivery: a dead letter and a rejection receipt."""
+        envelope = Envelope(inbound)
+        # Best effort, only to name the message id in the receipt: the failure may lie in these stages too.
+        with contextlib.suppress(Exception):
+            for stage, _ in self.stages:
+                if stage.name not in ("parse", "identify"):
+                    break
+                stage(envelope)
+        reason = Reason(
+            "exchange",
+            "processing-failed",
+            f"the exchange failed to process this message at each of its {deliveries} deliveries "
+            f"({type(error).__name__}); it is kept in the dead-letter queue, where the operators can "
+            "replay it once the fault is corrected",
+        )
+        disposition = self._rejected(envelope, [reason])
+        self._count(envelope, disposition)
+        log.error("message.failed", deliveries=deliveries, error=repr(error)[:500], **envelope.log_context())
+        return disposition
+
     def _rejected(self, envelope: Envelope, reasons: list[Reason]) -> Disposition:
         reasons = tuple(reasons)
         inbound = envelope.inbound
         if envelope.message_id is None and envelope.message_type is not None:
             # Read from the unverified document only so the sender can match the receipt to what it sent;
             # nothing is decided on it.
-            envelope.message_id = envelope.message_type.message_id(envelope.tree.getroot())
+            with contextlib.suppress(FieldError):
+                envelope.message_id = envelope.message_type.message_id(envelope.tree.getroot())
         headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
         # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
         connected = envelope.connected_as or connection_identity(inbound, self.config.registry, self.config.broker.daemon_user)

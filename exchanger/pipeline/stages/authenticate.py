@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exchanger.catalogue import FieldError
 from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Reason, Rejected
 from exchanger.participants import Participant, Registry
@@ -32,6 +33,12 @@ class Authenticate:
         return Rejected(Reason(self.name, code, message))
 
     def __call__(self, envelope: Envelope) -> None:
+        try:
+            self._authenticate(envelope)
+        except FieldError as exc:
+            raise self._reject("catalogue.field-error", str(exc)) from None
+
+    def _authenticate(self, envelope: Envelope) -> None:
         message_type = envelope.message_type
         signed = envelope.signed_root
         envelope.message_id = message_type.message_id(signed)
