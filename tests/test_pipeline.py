@@ -214,3 +214,40 @@ def test_a_catalogue_xpath_failing_on_the_data_rejects_with_a_receipt(exchange, 
     assert receipt.findtext(f"{EX}Status") == "rejected"
     # The same entry reads every other document as before.
     assert pipeline.process(Inbound(exchange.signed("ent-a", document), user_id="ent-a")).outcome == "accepted"
+
+
+def test_a_message_failing_at_every_delivery_is_rejected_with_a_receipt(exchange, pipeline):
+    # What the worker settles at the broker's last delivery of a message the pipeline keeps failing on.
+    body = exchange.signed("ent-a", SAMPLES / "customs-declaration/valid.xml")
+    disposition = pipeline.failed(Inbound(body, user_id="ent-a", headers={"trace": "t-1"}), RuntimeError("boom"), 6)
+    assert disposition.outcome == "rejected"
+    (dead,) = [p for p in disposition.publications if p.exchange == DEAD_EXCHANGE]
+    assert dead.body == body and dead.headers["x-exchanger-stage"] == "exchange"
+    reason = disposition.reasons[0]
+    assert reason.code == "processing-failed" and "6 deliveries" in reason.message and "RuntimeError" in reason.message
+    _, receipt = _receipt(disposition, "ent-a")
+    assert receipt.findtext(f"{EX}Status") == "rejected"
+    # The receipt names the sender's message id, read (not trusted) from the document.
+    message_id = etree.parse(str(SAMPLES / "customs-declaration/valid.xml")).findtext(".//{urn:eport:common:1}MessageId")
+    assert dead.headers["x-exchanger-orig-message-id"] == message_id
+    # Even bytes that cannot be parsed get their receipt.
+    garbage = pipeline.failed(Inbound(b"\x00not xml", user_id="ent-a"), RuntimeError("boom"), 6)
+    assert [p.routing_key for p in garbage.publications if p.exchange == MAILBOX_EXCHANGE] == ["ent-a"]
+
+
+@pytest.mark.parametrize(
+    "headers, redelivered, expected",
+    [
+        ({}, False, 1),
+        ({"x-delivery-count": 5}, True, 6),
+        # A publisher can set the header too: it counts only on a delivery the broker marks as redelivered.
+        ({"x-delivery-count": 5}, False, 1),
+        ({"x-delivery-count": "5"}, True, 1),
+        ({"x-delivery-count": True}, True, 1),
+        ({"x-delivery-count": -3}, True, 1),
+    ],
+)
+def test_the_delivery_count_is_believed_only_from_the_broker(headers, redelivered, expected):
+    from exchanger.worker import delivery_count
+
+    assert delivery_count(Inbound(b"", headers=headers, redelivered=redelivered)) == expected
