@@ -619,36 +619,29 @@ def _supervised_crashes(shared: Exchange, tmp_path: Path, scenario: Scenario, ta
     return ledger, notes, daemon
 
 
-def test_kill_9_of_a_supervised_worker_loses_nothing(shared, tmp_path):
-    """Workers that die at after-confirm are restarted by the supervisor; every message is still delivered."""
-    # With 150 messages and a crash at each worker process's 70th confirmed message, one to three
-    # crashes happen (redelivered messages count too), each charging the deliveries the worker held
-    # one delivery against the queue's limit of 5, so none reaches it.
-    scenario = SCENARIOS["kill -9 of a supervised worker"]
-    started = time.monotonic()
-    ledger, notes, _ = _supervised_crashes(shared, tmp_path, scenario, "sup", 70)
-    tally = ledger.tally()
-    _record(
-        scenario, tally,
-        {"workers crashed and were restarted": notes["worker_crashes"] >= 1, "nothing dead-lettered": not tally["dead_lettered"]},
-        started, **notes,
-    )
-
-
-def test_a_crash_loop_charges_only_the_message_in_hand_and_loses_nothing(shared, tmp_path):
-    """Workers that keep dying: each restarted one takes a delivery at a time, so no innocent message reaches the limit."""
+@pytest.mark.parametrize(
+    "name, tag, after, crashes",
+    [
+        # 150 messages, a crash at each worker process's 70th: one to three crashes.
+        ("kill -9 of a supervised worker", "sup", 70, 1),
+        # 100 messages, a crash at each one's 10th: a crash loop of about ten.
+        ("crash loop of supervised workers", "loop", 10, 4),
+    ],
+)
+def test_supervised_workers_that_die_lose_nothing(shared, tmp_path, name, tag, after, crashes):
+    """Workers that die at after-confirm are restarted on probation; every message is delivered, none dead-lettered."""
     # On RabbitMQ 3.x quorum queues every delivery a dead consumer held counts against the delivery
     # limit, not only the one in hand. A worker restarted after dying is on probation (prefetch 1 for
     # its first 50 messages): only its first death charges a whole prefetch buffer, once; later deaths
-    # charge the one message in hand, a different one each time, so nothing is dead-lettered.
-    scenario = SCENARIOS["crash loop of supervised workers"]
+    # charge the one message in hand, a different one each time, so nothing reaches the limit.
+    scenario = SCENARIOS[name]
     started = time.monotonic()
-    ledger, notes, daemon = _supervised_crashes(shared, tmp_path, scenario, "loop", 10)
+    ledger, notes, daemon = _supervised_crashes(shared, tmp_path, scenario, tag, after)
     tally = ledger.tally()
     _record(
         scenario, tally,
         {
-            "workers crashed again and again": notes["worker_crashes"] >= 4,
+            f"workers crashed {crashes} times or more and were restarted": notes["worker_crashes"] >= crashes,
             "restarted workers were on probation": '"prefetch": 1, "event": "worker.consuming"' in "".join(daemon.raw),
             "nothing dead-lettered": not tally["dead_lettered"],
         },
