@@ -265,7 +265,7 @@ class Checker:
         signature = signatures[0]
         methods = {e.get("Algorithm") for e in signature.iter(f"{{{DS}}}SignatureMethod")}
         digests = {e.get("Algorithm") for e in signature.iter(f"{{{DS}}}DigestMethod")}
-        accepted_uris = {m.value for m in ACCEPTED_SIGNATURE_METHODS} | {d.value for d in ACCEPTED_DIGESTS}
+        accepted_uris = ACCEPTED_SIGNATURE_METHODS | ACCEPTED_DIGESTS
         if not (methods | digests) <= accepted_uris or len(methods) != 1 or len(digests) != 1:
             problems.append(f"algorithms {methods | digests} are not all accepted ones")
         if [r.get("URI") for r in signature.iter(f"{{{DS}}}Reference")] != [""]:

@@ -44,7 +44,7 @@ class Signer:
     The signature is built directly with lxml's canonicaliser and ``cryptography``: the platform
     signs every forward and every receipt, and a general-purpose signer re-serialises and
     re-parses the document several times per signature. Every signature it makes is checked by
-    the tests with signxml (the exchange's verifier) and with xmlsec1, the reference implementation.
+    the tests with the exchange's verifier, with signxml's and with xmlsec1, the reference implementation.
     """
 
     def __init__(self, key: KeySource, certificate: CertSource) -> None:
