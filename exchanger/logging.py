@@ -34,3 +34,9 @@ def configure(level: str = "info", *, json: bool | None = None, stream=None) -> 
     )
     # pika logs through the standard library; only its warnings are worth an operator's attention.
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, format="%(levelname)s %(name)s: %(message)s")
+
+
+def enabled(logger, level: int) -> bool:
+    """Whether events at ``level`` reach the output: callers skip building the fields of those that do not."""
+    is_enabled_for = getattr(logger, "is_enabled_for", None)
+    return is_enabled_for(level) if is_enabled_for is not None else True

@@ -538,6 +538,30 @@ def test_the_writer_batches_signs_checkpoints_and_flushes_on_close(exchange, sto
     store.close()
 
 
+def test_an_idle_writer_commits_at_once_and_a_busy_one_gathers_what_queues(store_url):
+    writer = Writer(open_store(store_url), commit_interval=2.0).start()
+
+    def written(count: int) -> float:
+        began = time.monotonic()
+        while writer.status.written < count:
+            assert time.monotonic() - began < 30, writer.status
+            time.sleep(0.005)
+        return time.monotonic() - began
+
+    writer.submit([Event.of(RECEIVED, message_id="M-first")])
+    assert written(1) < 1.0  # nothing was committed lately: no waiting
+    for index in range(5):
+        writer.submit([Event.of(RECEIVED, message_id=f"M-{index}")])
+    assert writer.status.written == 1  # a commit just ended: these wait to share the next one
+    written(6)
+    assert writer.status.batches == 2
+    writer.submit([Event.of(RECEIVED, message_id="M-flushed")])
+    began = time.monotonic()
+    assert writer.flush(30) and time.monotonic() - began < 1.0  # flush does not wait for the interval
+    assert writer.status.written == 7
+    assert writer.close()
+
+
 def test_a_settlement_is_acknowledged_only_once_it_is_in_the_log(exchange, pipeline, store_url):
     recorder = _recorder(exchange, store_url)
     inbound = Inbound(exchange.signed("ent-a", DECLARATION), user_id="ent-a")

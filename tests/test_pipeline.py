@@ -162,6 +162,20 @@ def test_platform_signatures_verify_with_xmlsec1(exchange, pipeline, tmp_path):
     assert etree.tostring(etree.fromstring(original), method="c14n") == etree.tostring(etree.fromstring(body), method="c14n")
 
 
+def test_signing_the_platform_documents_in_place_gives_the_same_bytes(exchange, pipeline):
+    """The pipeline signs the documents it has just built without copying them first; nothing else differs."""
+    signer = pipeline.signer
+    body = exchange.signed("ent-a", SAMPLES / "customs-declaration/valid-with-inspection.xml")
+    for publication in pipeline.process(Inbound(body, user_id="ent-a")).publications:
+        root = etree.fromstring(publication.body)
+        root.remove(root[-1])  # the platform's ds:Signature
+        copied = etree.tostring(signer.sign(root), xml_declaration=True, encoding="UTF-8")
+        assert etree.tostring(signer.sign(root, in_place=True), xml_declaration=True, encoding="UTF-8") == copied
+        assert copied == publication.body  # RSA PKCS#1 v1.5 signatures are deterministic
+    with pytest.raises(ValueError, match="in place"):
+        signer.sign(etree.fromstring(body)[0], in_place=True)
+
+
 def test_receipts_and_forwards_are_valid_exchange_documents(exchange, pipeline):
     schema = exchange.config.catalogue.get("PlatformReceipt").schema
     body = exchange.signed("ent-a", SAMPLES / "customs-declaration/valid-with-inspection.xml")

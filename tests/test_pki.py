@@ -133,8 +133,10 @@ def test_participant_certificate_profile(demo_pki, participant_id, display_name)
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
 
-    now = datetime.now(timezone.utc)
-    assert now - timedelta(hours=1, minutes=5) < cert.not_valid_before_utc < now - timedelta(minutes=55)
+    # Backdated an hour from when it was issued (its file written), for clocks that lag; the session's
+    # PKI may have been made many minutes before this test runs.
+    issued = datetime.fromtimestamp(Path(demo_pki.cert(participant_id)).stat().st_mtime, timezone.utc)
+    assert issued - timedelta(hours=1, minutes=5) < cert.not_valid_before_utc < issued - timedelta(minutes=55)
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == timedelta(days=730)
 
 

@@ -27,10 +27,7 @@ def extend(head_seq: int, head_hash: str, events: Sequence[tuple[Event, bytes]])
     for event, content in events:
         seq += 1
         digest = link(seq, prev, content)
-        records.append(Record(**_fields(event), seq=seq, prev=prev, hash=digest))
+        # An event is a dataclass without slots: its __dict__ holds exactly its fields.
+        records.append(Record(**vars(event), seq=seq, prev=prev, hash=digest))
         prev = digest
     return records
-
-
-def _fields(event: Event) -> dict:
-    return {name: getattr(event, name) for name in event.__dataclass_fields__}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 
 from exchanger.journal.period import stamp
 
@@ -22,11 +23,15 @@ OUTCOMES = (ROUTED, REJECTED, DUPLICATE)
 
 # The columns a record's hash covers, in the order the stores keep them.
 COLUMNS = ("at", "kind", "config_version", "digest", "sender", "message_id", "message_type", "receivers", "data")
+_column_values = attrgetter(*COLUMNS)
+
+# One encoder for every call: json.dumps builds a new one each time it is given options.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_json(value) -> str:
     """The one serialisation the chain hashes: sorted keys, no spaces, UTF-8 text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def clean(text) -> str | None:
@@ -89,7 +94,7 @@ class Event:
 
     def body(self) -> bytes:
         """The canonical bytes of what happened: every hashed column, the details as stored."""
-        return canonical_json({name: getattr(self, name) for name in COLUMNS}).encode("utf-8")
+        return canonical_json(dict(zip(COLUMNS, _column_values(self)))).encode("utf-8")
 
     @property
     def details(self) -> dict:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from urllib.parse import urlsplit
 
 from exchanger.journal.chain import GENESIS, content_digest, extend
@@ -16,6 +17,7 @@ from exchanger.transport.url import redact
 
 SCHEMA_VERSION = "1"
 _RECORD_COLUMNS = ("seq", *COLUMNS, "prev", "hash")
+_row = attrgetter(*_RECORD_COLUMNS)  # a record's values in column order
 _SELECT = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM journal_records"
 
 
@@ -200,7 +202,7 @@ class Store:
         placeholders = ", ".join("?" for _ in _RECORD_COLUMNS)
         connection.cursor().executemany(
             self._sql(f"INSERT INTO journal_records ({', '.join(_RECORD_COLUMNS)}) VALUES ({placeholders})"),
-            [tuple(getattr(r, name) for name in _RECORD_COLUMNS) for r in records],
+            [_row(r) for r in records],
         )
         originals = [(r.seq, r.original) for r in records if r.original is not None]
         if originals:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from typing import Protocol
 
 import structlog
 from lxml import etree
 
+from exchanger import logging as exchange_logging
 from exchanger import metrics
 from exchanger.catalogue import FieldError
 from exchanger.config import Config
@@ -74,6 +76,8 @@ class Pipeline:
         """Turn one inbound message into the publications that settle it: copies and receipt, or dead letter and receipt."""
         envelope = Envelope(inbound)
         started = time.perf_counter()
+        # The per-stage event's fields are built only when debug output is on, not for every message.
+        debug = exchange_logging.enabled(log, logging.DEBUG)
         try:
             for stage, seconds in self.stages:
                 began = time.perf_counter()
@@ -83,7 +87,8 @@ class Pipeline:
                 finally:
                     seconds.observe(time.perf_counter() - began)
                 crash_point(f"after-{stage.name}")
-                log.debug("stage.passed", stage=stage.name, **envelope.log_context())
+                if debug:
+                    log.debug("stage.passed", stage=stage.name, **envelope.log_context())
         except Duplicate as duplicate:
             disposition = duplicate_disposition(envelope, duplicate, self.config.version)
             self._count(envelope, disposition)
@@ -107,7 +112,8 @@ class Pipeline:
             return disposition
         disposition = self._accepted(envelope)
         self._count(envelope, disposition)
-        log.info("message.accepted", ms=round((time.perf_counter() - started) * 1000, 2), **envelope.log_context())
+        # The disposition's context is the envelope's log context, already built once.
+        log.info("message.accepted", ms=round((time.perf_counter() - started) * 1000, 2), **disposition.context)
         return disposition
 
     @staticmethod
@@ -136,7 +142,8 @@ class Pipeline:
             deliveries=deliveries,
             reasons=reasons,
         )
-        body = etree.tostring(self.signer.sign(document), xml_declaration=True, encoding="UTF-8")
+        # The receipt was built just now for this message alone, so it is signed without a copy.
+        body = etree.tostring(self.signer.sign(document, in_place=True), xml_declaration=True, encoding="UTF-8")
         headers = {
             f"{HEADER}kind": "receipt",
             f"{HEADER}status": status,

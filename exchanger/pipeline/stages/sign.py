@@ -32,4 +32,6 @@ class Sign:
             digest=envelope.digest,
             original=envelope.inbound.body,
         )
-        envelope.forward = etree.tostring(self.signer.sign(unsigned), xml_declaration=True, encoding="UTF-8")
+        # The envelope was built just now for this message alone, so it is signed without a copy.
+        signed = self.signer.sign(unsigned, in_place=True)
+        envelope.forward = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
