@@ -487,6 +487,13 @@ class Ledger:
         }
 
 
+def _ledger(exchange: Exchange, messages: list[tuple[str, bytes]]) -> tuple[Ledger, dict]:
+    """Drain every mailbox and the dead-letter queue, and count what was found against the messages sent."""
+    ledger = Ledger([mid for mid, _ in messages], bodies=dict(messages))
+    ledger.drain(exchange)
+    return ledger, ledger.tally()
+
+
 def _death_reason(headers: dict) -> str:
     """Why a dead letter is dead: the broker's reason (delivery_limit, …) or the pipeline stage that rejected it."""
     if "x-first-death-reason" in headers:
@@ -578,9 +585,7 @@ def test_kill_9_at_a_crash_point_loses_nothing(shared, tmp_path, point):
     answered_before = _answered(exchange)
     healed = _start(exchange, 1)
     rounds = _settle(exchange, healed, scenario.sent, workers=1)
-    ledger = Ledger([mid for mid, _ in messages])
-    ledger.drain(exchange)
-    tally = ledger.tally()
+    _, tally = _ledger(exchange, messages)
     _record(
         scenario, tally, {"nothing dead-lettered": not tally["dead_lettered"]}, started,
         answered_before_the_crash=answered_before, daemons_after_the_crash=rounds,
@@ -614,8 +619,7 @@ def _supervised_crashes(shared: Exchange, tmp_path: Path, scenario: Scenario, ta
         "restart_delays": [float(d) for d in re.findall(r'"restart_in": ([0-9.]+)', "".join(daemon.raw))],
         "daemons": _settle(exchange, daemon, scenario.sent, workers=2),
     }
-    ledger = Ledger([mid for mid, _ in messages], bodies=dict(messages))
-    ledger.drain(exchange)
+    ledger, _ = _ledger(exchange, messages)
     return ledger, notes, daemon
 
 
@@ -691,9 +695,7 @@ def test_sigterm_under_load_finishes_in_flight_work_and_redelivers_nothing(share
     publisher.finish()
     fresh = _start(exchange, 2)
     _settle(exchange, fresh, scenario.sent, workers=2)
-    ledger = Ledger([mid for mid, _ in messages])
-    ledger.drain(exchange)
-    tally = ledger.tally()
+    _, tally = _ledger(exchange, messages)
     _record(
         scenario, tally,
         {
@@ -732,9 +734,7 @@ def test_sigstop_past_the_heartbeat_recovers_without_acking_stale_tags(shared, t
     _settle(exchange, daemon, scenario.sent, workers=1)
     log = "".join(daemon.raw)
     lost_connection = _count(daemon, "broker.connection_lost") + _count(daemon, "broker.channel_closed")
-    ledger = Ledger([mid for mid, _ in messages])
-    ledger.drain(exchange)
-    tally = ledger.tally()
+    _, tally = _ledger(exchange, messages)
     _record(
         scenario, tally,
         {
@@ -771,9 +771,7 @@ def test_broker_restart_under_load_loses_nothing(isolated, own_node, tmp_path):
     recovered = _wait_until(lambda: _count(daemon, "worker.consuming") >= 4, 45, "both workers consuming again", daemon)
     publisher.finish()
     rounds = _settle(exchange, daemon, scenario.sent, workers=2)
-    ledger = Ledger([mid for mid, _ in messages])
-    ledger.drain(exchange)
-    tally = ledger.tally()
+    _, tally = _ledger(exchange, messages)
     _record(
         scenario, tally,
         {
@@ -804,9 +802,7 @@ def test_memory_alarm_under_load_loses_nothing(isolated, own_node, tmp_path):
         during = _answered(exchange) - before
     publisher.finish()
     rounds = _settle(exchange, daemon, scenario.sent, workers=2)
-    ledger = Ledger([mid for mid, _ in messages])
-    ledger.drain(exchange)
-    tally = ledger.tally()
+    _, tally = _ledger(exchange, messages)
     _record(
         scenario, tally,
         {
@@ -884,9 +880,7 @@ def test_a_poison_message_is_rejected_at_its_last_delivery_and_the_rest_flow(sha
     daemon = _start(exchange, 1, EXCHANGER_POISON=f"authenticate:{poison_id}")
     _settle(exchange, daemon, scenario.sent, workers=1)
     crashes = _count(daemon, "pipeline.crashed")
-    ledger = Ledger([mid for mid, _ in messages])
-    ledger.drain(exchange)
-    tally = ledger.tally()
+    ledger, tally = _ledger(exchange, messages)
     (poison,) = [m for q, m in ledger.records if q == DEAD_QUEUE and m.message_id == poison_id] or [None]
     limit = exchange.config.broker.delivery_limit
     _record(
