@@ -3,5 +3,6 @@ limit and a naive peer, with sweeps over workers, sizes, routes, participants an
 
 Modules: workload (signed documents), deployment (vhost, keys, configuration, topology), processes
 (the daemon and the bridges as subprocesses), throughput (drain and latency through the broker),
-ceiling, inprocess, naive, machine, report, suite (the run). Start it with bin/bench.
+stalls (the machine's own pauses), ceiling, inprocess, naive, machine, report, suite (the run).
+Start it with bin/bench.
 """

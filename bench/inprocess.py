@@ -7,6 +7,10 @@ logging at the daemon's default level into /dev/null. The clock stops when the l
 everything. Time per stage comes from the same `exchanger_stage_seconds` histogram the daemon serves;
 "receipt + publications" is what process() spends outside the stages (signing the receipt, building
 the publications, counting, the accepted log event).
+
+`compare` measures what one configuration costs against another: one process per configuration,
+all run the same documents in small blocks, taking turns, so that whatever else slows the machine
+down meanwhile slows every configuration alike.
 """
 
 from __future__ import annotations
@@ -136,3 +140,95 @@ def measure(config_path: Path, user_id: str, bodies: list[bytes], warmup: list[b
     stages = {name: sum(o[3][name] for o in outcomes) / workers for name in outcomes[0][3]}
     return InProcess(label, workers, messages, seconds, max(o[2] for o in outcomes), stages, [o[4] for o in outcomes],
                      cpu_seconds=sum(o[5] for o in outcomes), machine_cpu_seconds=machine)
+
+
+@dataclass
+class Comparison:
+    """CPU per message of each configuration, measured in turns over the same documents."""
+
+    label: str
+    messages: int  # per configuration
+    blocks: int
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU per message over all blocks
+    wall_ms: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, list[float]] = field(default_factory=dict)  # each block's CPU against the first configuration's
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+    def median_ratio(self, name: str) -> float:
+        values = sorted(self.ratios.get(name) or [float("nan")])
+        return values[len(values) // 2]
+
+
+def _turns(config_path: str, user_id: str, bodies: list[bytes], warmup: list[bytes], block: int, connection) -> None:
+    from exchanger import logging as exchange_logging
+    from exchanger.config import load_config
+    from exchanger.envelope import Inbound
+    from exchanger.journal.recorder import open_recorder
+    from exchanger.pipeline import build_pipeline
+
+    exchange_logging.configure("info", json=True, stream=open(os.devnull, "w"))
+    began = time.perf_counter()
+    config = load_config(config_path)
+    recorder = open_recorder(config)
+    pipeline = build_pipeline(config, receipts=recorder)
+    load = time.perf_counter() - began
+
+    def run(documents):
+        for body in documents:
+            inbound = Inbound(body=body, user_id=user_id)
+            disposition = pipeline.process(inbound)
+            if disposition.outcome != "accepted":
+                raise RuntimeError(f"not accepted: {disposition.reasons}")
+            recorder.settled(recorder.processed(inbound, disposition, pipeline))
+        recorder.flush(120)
+
+    run(warmup)
+    connection.send(load)
+    for start in range(0, len(bodies), block):
+        connection.recv()  # this configuration's turn
+        wall, cpu = time.perf_counter(), time.process_time()
+        run(bodies[start:start + block])
+        connection.send((time.process_time() - cpu, time.perf_counter() - wall))
+    recorder.close()
+
+
+def compare(configs: dict[str, Path], user_id: str, bodies: list[bytes], warmup: list[bytes], *, label: str,
+            block: int = 50) -> Comparison:
+    """Run ``bodies`` through each configuration (one process each), a block at a time in turns; the first is the base."""
+    context = multiprocessing.get_context("spawn")
+    names = list(configs)
+    with tempfile.TemporaryDirectory(prefix="exchanger-bench-log-") as directory:
+        members = {}
+        for index, (name, path) in enumerate(configs.items()):
+            ours, theirs = context.Pipe()
+            journal = with_journal(path, Path(directory) / f"journal-{index}.db")
+            process = context.Process(target=_turns, args=(str(journal), user_id, bodies, warmup, block, theirs))
+            process.start()
+            members[name] = (process, ours)
+        result = Comparison(label, len(bodies), 0, ratios={name: [] for name in names[1:]})
+        for name, (_, connection) in members.items():
+            if not connection.poll(600):
+                raise TimeoutError(f"{label}: {name} did not load its configuration")
+            result.load_seconds[name] = connection.recv()
+        cpu = {name: 0.0 for name in names}
+        wall = {name: 0.0 for name in names}
+        for turn in range(0, len(bodies), block):
+            spent = {}
+            # Rotate who goes first, so no configuration always follows the same one.
+            order = names[result.blocks % len(names):] + names[:result.blocks % len(names)]
+            for name in order:
+                connection = members[name][1]
+                connection.send(turn)
+                if not connection.poll(600):
+                    raise TimeoutError(f"{label}: {name} did not finish a block")
+                spent[name] = connection.recv()
+                cpu[name] += spent[name][0]
+                wall[name] += spent[name][1]
+            for name in names[1:]:
+                result.ratios[name].append(spent[name][0] / spent[names[0]][0] if spent[names[0]][0] else float("nan"))
+            result.blocks += 1
+        for process, _ in members.values():
+            process.join(60)
+    result.cpu_ms = {name: 1000 * value / len(bodies) for name, value in cpu.items()}
+    result.wall_ms = {name: 1000 * value / len(bodies) for name, value in wall.items()}
+    return result

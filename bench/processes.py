@@ -160,11 +160,11 @@ class Daemon:
         raise TimeoutError(f"the daemon was not ready within {timeout:.0f}s:\n{self.tail()}")
 
     def metrics(self) -> dict[str, dict]:
-        """Per-stage and end-to-end histograms from /metrics: {name: {labels: (sum, count)}}."""
+        """Per-stage, wait and end-to-end histograms from /metrics: {name: {labels: (sum, count, buckets)}}."""
         status, text = self.get("/metrics", timeout=10)
         out: dict[str, dict] = {}
         for family in text_string_to_metric_families(text):
-            if family.name not in ("exchanger_stage_seconds", "exchanger_message_seconds"):
+            if family.name not in ("exchanger_stage_seconds", "exchanger_message_seconds", "exchanger_wait_seconds"):
                 continue
             table = out.setdefault(family.name, {})
             for sample in family.samples:

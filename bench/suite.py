@@ -52,6 +52,7 @@ PROFILES = {
                     {"20KB": 5000, "200KB": 800, "5MB": 40}, 2000, 5, 10000, 20000, 100000, 400, 3, 3),
 }
 SCALE = 10_000  # routes and participants in the large configurations
+LIGHT_LOAD = 0.25  # the lighter latency run, as a fraction of the headline drain rate
 
 
 def _other_cores(drain: dict) -> float:
@@ -177,7 +178,11 @@ class Run:
                 rate = self.results["drains"][key]["rate"] / 2
                 for index in range(p.latency_runs):
                     latency_batch = gen.batch(small, max(50, int(rate * p.latency_seconds)))
-                    self.step("latency", self.latency, f"{key} #{index + 1}", rsa, latency_batch, rate, daemon.all_pids())
+                    self.step("latency", self.latency, f"{key} #{index + 1}", rsa, latency_batch, rate, daemon)
+                # Half load is where the target is set; a lighter load shows how the tail depends on spare CPU.
+                light = rate * LIGHT_LOAD * 2
+                self.step("latency", self.latency, f"{key} light", rsa, gen.batch(small, max(50, int(light * p.latency_seconds))),
+                          light, daemon)
             finally:
                 daemon.stop()
             runs = {k: self.results["latency"].pop(k) for k in list(self.results["latency"]) if k.startswith(f"{key} #")}
@@ -192,9 +197,9 @@ class Run:
         if w > 1:
             self.step(f"naive {w} processes", self.naive, f"2KB-rsa-p{w}", rsa, gen, p.naive[1], w)
 
-    def latency(self, key: str, dep, batch: Batch, rate: float, pids: list[int]) -> None:
+    def latency(self, key: str, dep, batch: Batch, rate: float, daemon) -> None:
         self.quiet()
-        result = throughput.latency(dep, batch, rate, label=key, pids=pids)
+        result = throughput.latency(dep, batch, rate, label=key, pids=daemon.all_pids(), metrics=daemon.metrics)
         self.results["latency"][key] = {
             "target_rate": result.target_rate, "achieved_rate": result.achieved_rate, "messages": result.messages,
             "lost": result.lost, "warmup": result.warmup,
@@ -204,13 +209,19 @@ class Run:
             "cpu": result.cpu, "seconds": result.seconds,
             "other_cores": (result.cpu["machine"] - result.cpu["exchange"] - result.cpu["broker"]) / (result.seconds or 1),
             "samples_ms": [round(1000 * v, 2) for v in result.copies],
+            "waits": result.waits,
+            "stalls": result.stalls,
         }
         pct = self.results["latency"][key]["copies_ms"]
         cpu, seconds = result.cpu, result.seconds or 1
         other = (cpu["machine"] - cpu["exchange"] - cpu["broker"]) / seconds
+        wait = result.waits.get("exchanger_wait_seconds", {})
         self.say(f"latency at {result.achieved_rate:.0f} msg/s: p50 {pct['50']:.1f} ms, p95 {pct['95']:.1f}, "
                  f"p99 {pct['99']:.1f} ({result.lost} not received; exchange {cpu['exchange'] / seconds:.2f} cores, "
-                 f"broker {cpu['broker'] / seconds:.2f}, everything else incl. the load generator {other:.2f})")
+                 f"broker {cpu['broker'] / seconds:.2f}, everything else incl. the load generator {other:.2f}; "
+                 f"waited in a worker {wait.get('mean_ms', 0):.1f} ms on average, {wait.get('over_50ms', 0):.0f} over 50 ms; "
+                 f"the machine's pauses: {result.stalls.get('over_20ms', 0)} over 20 ms, longest "
+                 f"{result.stalls.get('longest_ms', 0):.0f} ms, seen by a {result.stalls.get('policy')} sleeper)")
 
     def naive(self, key: str, dep, gen: Generator, count: int, processes: int) -> None:
         batch = gen.batch(SIZES["2KB"], count)
@@ -251,22 +262,26 @@ class Run:
             f"{SCALE:,} participants": deployment.with_many(rsa, participants=SCALE, name="participants"),
         }
         self.results["scale"]["generation_seconds"] = time.perf_counter() - started
-        costs: dict[str, list[float]] = {name: [] for name in configs}
-        loads: dict[str, float] = {}
-        for repeat in range(p.scale_repeats):
-            for name, path in configs.items():
-                result = self.step(f"in-process {name}", self.in_process, f"scale {name} #{repeat + 1}", rsa, gen,
-                                   SIZES["2KB"], p.scale_messages, 1, config=path)
-                if result is not None:
-                    costs[name].append(result.ms_per_message)
-                    loads[name] = result.load_seconds
-        self.results["scale"]["in_process_ms"] = costs
-        self.results["scale"]["load_seconds"] = loads
+        self.step("in-process routes and participants", self.compare, configs, rsa, gen,
+                  p.scale_messages * p.scale_repeats)
         if p.scale_e2e:
             for name, path in list(configs.items())[1:]:
                 batch = gen.batch(SIZES["2KB"], p.scale_e2e)
                 self.step(f"exchanger {name}", self.exchanger_drain, f"2KB-rsa-w{self.workers} {name}", rsa, batch,
                           self.workers, config=path, declare=False)
+
+    def compare(self, configs: dict, dep, gen: Generator, count: int) -> None:
+        batch = gen.batch(SIZES["2KB"], count)
+        warmup = gen.batch(SIZES["2KB"], inprocess.WARMUP)
+        self.quiet()
+        result = inprocess.compare(configs, dep.amqp_user(batch.sender), batch.bodies, warmup.bodies, label="scale")
+        self.results["scale"]["paired"] = asdict(result)
+        self.results["scale"]["load_seconds"] = result.load_seconds
+        base = next(iter(configs))
+        for name in list(configs)[1:]:
+            self.say(f"{name}: {result.cpu_ms[base]:.2f} → {result.cpu_ms[name]:.2f} ms CPU per message "
+                     f"({result.cpu_ms[name] / result.cpu_ms[base] - 1:+.1%}; median of {result.blocks} paired blocks "
+                     f"{result.median_ratio(name) - 1:+.1%}; config loads in {result.load_seconds[name]:.1f}s)")
 
     def algorithm_sweep(self) -> None:
         p, w = self.profile, self.workers

@@ -10,6 +10,8 @@ seconds of the workers and of the broker over the drain.
 Latency: with the runner already running and idle, the documents are published by the sender at a
 fixed rate, each with publisher confirms; a consumer process on the destination mailbox takes each
 copy as it arrives and looks the send time up by the copy's x-exchanger-orig-message-id header.
+Meanwhile the exchange's own histograms tell how long deliveries waited in the workers for CPU, and
+a real-time sleeper (bench.stalls) tells whether the machine itself paused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import pika
 
 from bench.processes import cpu_seconds, memory_kb, rabbitmq_pid, system_busy
+from bench.stalls import Monitor
 from exchanger.transport.names import DEAD_QUEUE, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
 
 DESTINATION = "customs"
@@ -126,6 +129,8 @@ class Latency:
     warmup: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds over the run: exchange, broker, machine
     seconds: float = 0.0
+    waits: dict = field(default_factory=dict)  # the exchange's own histograms over the run (see _histogram_change)
+    stalls: dict = field(default_factory=dict)  # the machine's own pauses meanwhile (bench.stalls)
 
     def percentile(self, p: float, which: str = "copies") -> float:
         values = sorted(getattr(self, which))
@@ -169,10 +174,24 @@ def settle(deployment, timeout: float = 120) -> None:
     raise TimeoutError("the exchange did not settle its inbound queue")
 
 
-def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float = 2.0, pids: list[int] = ()) -> Latency:
+def _histogram_change(before: dict, after: dict) -> dict:
+    """{metric: {"count", "mean_ms", "over_50ms"}} of what the exchange observed between two /metrics readings."""
+    out = {}
+    for name in ("exchanger_wait_seconds", "exchanger_message_seconds"):
+        old, new = before.get(name, {}).get("", [0.0, 0.0, {}]), after.get(name, {}).get("", [0.0, 0.0, {}])
+        count = new[1] - old[1]
+        within = new[2].get("0.05", 0) - old[2].get("0.05", 0)
+        out[name] = {"count": count, "mean_ms": 1000 * (new[0] - old[0]) / count if count else 0.0,
+                     "over_50ms": count - within}
+    return out
+
+
+def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float = 2.0, pids: list[int] = (),
+            metrics=None) -> Latency:
     """Publish the batch at ``rate`` messages/s into a running, idle exchange; latency of each copy at the destination.
 
     The first ``warmup_seconds`` of publishes (at most a tenth of them) warm the connections and are not counted.
+    ``metrics``, when given, reads the exchange's histograms, to tell how long deliveries waited in the workers.
     """
     settle(deployment)
     time.sleep(1.0)
@@ -187,24 +206,27 @@ def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float
     sent: dict[str, float] = {}
     user = deployment.amqp_user(batch.sender)
     broker = [pid for pid in [rabbitmq_pid()] if pid]
-    began, cpu_exchange, cpu_broker, cpu_all = time.perf_counter(), _cpu(list(pids)), _cpu(broker), system_busy()
-    with closing(pika.BlockingConnection(pika.URLParameters(deployment.sender_url(batch.sender)))) as connection:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        start = time.perf_counter() + 0.2
-        for index, (message_id, body) in enumerate(zip(batch.message_ids, batch.bodies)):
-            delay = start + index / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            properties = pika.BasicProperties(delivery_mode=2, user_id=user, content_type="application/xml",
-                                              message_id=message_id, timestamp=int(time.time()))
-            sent[message_id] = time.time()
-            channel.basic_publish(INBOUND_EXCHANGE, INBOUND_ROUTING_KEY, body, properties)
-        achieved = count / (time.perf_counter() - start)
-    copies, receipts = results.get(timeout=count / rate + 180)
-    cpu = {"exchange": _cpu(list(pids)) - cpu_exchange, "broker": _cpu(broker) - cpu_broker,
-           "machine": system_busy() - cpu_all}
-    seconds = time.perf_counter() - began
+    histograms = metrics() if metrics else {}
+    with Monitor() as monitor:  # the machine's own pauses, if any, while the messages flow
+        began, cpu_exchange, cpu_broker, cpu_all = time.perf_counter(), _cpu(list(pids)), _cpu(broker), system_busy()
+        with closing(pika.BlockingConnection(pika.URLParameters(deployment.sender_url(batch.sender)))) as connection:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            start = time.perf_counter() + 0.2
+            for index, (message_id, body) in enumerate(zip(batch.message_ids, batch.bodies)):
+                delay = start + index / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                properties = pika.BasicProperties(delivery_mode=2, user_id=user, content_type="application/xml",
+                                                  message_id=message_id, timestamp=int(time.time()))
+                sent[message_id] = time.time()
+                channel.basic_publish(INBOUND_EXCHANGE, INBOUND_ROUTING_KEY, body, properties)
+            achieved = count / (time.perf_counter() - start)
+        copies, receipts = results.get(timeout=count / rate + 180)
+        cpu = {"exchange": _cpu(list(pids)) - cpu_exchange, "broker": _cpu(broker) - cpu_broker,
+               "machine": system_busy() - cpu_all}
+        seconds = time.perf_counter() - began
+    waits = _histogram_change(histograms, metrics()) if metrics else {}
     consumer.join(30)
     skip = min(int(rate * warmup_seconds), count // 10)
     counted = batch.message_ids[skip:]
@@ -216,4 +238,6 @@ def latency(deployment, batch, rate: float, *, label: str, warmup_seconds: float
         warmup=skip,
         cpu=cpu,
         seconds=seconds,
+        waits=waits,
+        stalls=Monitor.summary(monitor.result),
     )

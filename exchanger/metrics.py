@@ -26,6 +26,11 @@ MESSAGE_SECONDS = Histogram(
     "End to end in the exchange: from delivery to the worker until every publication is confirmed.",
     buckets=_LATENCY_BUCKETS,
 )
+WAIT_SECONDS = Histogram(
+    "exchanger_wait_seconds",
+    "Time a delivery waits in the worker, prefetched, before its pipeline starts (a queue for the worker's CPU).",
+    buckets=_LATENCY_BUCKETS,
+)
 RELOADS = Counter("exchanger_config_reloads_total", "Configuration reloads, by outcome.", ["outcome"])
 CONFIG_VERSION = Gauge(
     "exchanger_config_info", "The configuration version a worker runs (value 1).", ["version"], multiprocess_mode="liveall"

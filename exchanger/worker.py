@@ -252,6 +252,7 @@ class Worker:
             generation, tag, inbound, started = item
             if generation != self._generation:
                 continue  # its channel is gone and the broker will deliver it again
+            metrics.WAIT_SECONDS.observe(time.perf_counter() - started)
             try:
                 disposition = self.pipeline.process(inbound)
             except Exception as exc:

@@ -287,6 +287,9 @@ def test_metrics_health_and_status(deployment, tmp_path):
         assert 'exchanger_rejections_total{code="xsd",stage="validate"} 1.0' in metrics_text
         assert 'exchanger_stage_seconds_count{stage="verify"}' in metrics_text
         assert "exchanger_message_seconds_bucket" in metrics_text
+        # Both deliveries waited in a worker before their pipeline: one observation each, across the workers.
+        waits = [line for line in metrics_text.splitlines() if line.startswith("exchanger_wait_seconds_count")]
+        assert waits and float(waits[0].split()[-1]) == 2.0, waits
         assert 'exchanger_deliveries_total{destination="forex",kind="forward"} 1.0' in metrics_text
         assert "exchanger_broker_connected 2.0" in metrics_text
         assert 'exchanger_certificate_expiry_days{participant="eport"' in metrics_text
