@@ -59,12 +59,10 @@ def with_journal(config_path: Path, journal: Path) -> Path:
     return path
 
 
-def _worker(config_path: str, user_id: str, bodies: list[bytes], warmup: list[bytes], barrier, results) -> None:
-    from prometheus_client import REGISTRY
-
+def _load(config_path: str):
+    """In a measuring process: (pipeline, message log, seconds to load), built as the daemon's worker builds them."""
     from exchanger import logging as exchange_logging
     from exchanger.config import load_config
-    from exchanger.envelope import Inbound
     from exchanger.journal.recorder import open_recorder
     from exchanger.pipeline import build_pipeline
 
@@ -73,7 +71,15 @@ def _worker(config_path: str, user_id: str, bodies: list[bytes], warmup: list[by
     config = load_config(config_path)
     recorder = open_recorder(config)
     pipeline = build_pipeline(config, receipts=recorder)
-    load = time.perf_counter() - began
+    return pipeline, recorder, time.perf_counter() - began
+
+
+def _worker(config_path: str, user_id: str, bodies: list[bytes], warmup: list[bytes], barrier, results) -> None:
+    from prometheus_client import REGISTRY
+
+    from exchanger.envelope import Inbound
+
+    pipeline, recorder, load = _load(config_path)
 
     def run(documents):
         process_time = log_time = 0.0
@@ -160,18 +166,9 @@ class Comparison:
 
 
 def _turns(config_path: str, user_id: str, bodies: list[bytes], warmup: list[bytes], block: int, connection) -> None:
-    from exchanger import logging as exchange_logging
-    from exchanger.config import load_config
     from exchanger.envelope import Inbound
-    from exchanger.journal.recorder import open_recorder
-    from exchanger.pipeline import build_pipeline
 
-    exchange_logging.configure("info", json=True, stream=open(os.devnull, "w"))
-    began = time.perf_counter()
-    config = load_config(config_path)
-    recorder = open_recorder(config)
-    pipeline = build_pipeline(config, receipts=recorder)
-    load = time.perf_counter() - began
+    pipeline, recorder, load = _load(config_path)
 
     def run(documents):
         for body in documents:
