@@ -249,7 +249,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                     f"{_num(inproc and inproc['ms_per_message'])} ms/msg; peak RSS per worker {_mb(d['peak_rss_kb'])}"))
     # routes and participants
     scale = _scale(results)
-    loads = results.get("scale", {}).get("load_seconds", {})
+    loads = (results.get("scale", {}).get("paired") or {}).get("load_seconds", {})
     for name, (base, value, change) in scale.items():
         e2e = results["drains"].get(f"2KB-rsa-w{w} {name}")
         verdict = "within 10%" if abs(change) <= TARGET_FLAT else "NOT within 10%"

@@ -175,12 +175,13 @@ class Run:
                 {"rate": d["rate"], "other_cores": _other_cores(d)} for d in samples.values()])
         if daemon is not None:
             try:
-                rate = self.results["drains"][key]["rate"] / 2
+                drained = self.results["drains"][key]["rate"]
+                rate = drained / 2
                 for index in range(p.latency_runs):
                     latency_batch = gen.batch(small, max(50, int(rate * p.latency_seconds)))
                     self.step("latency", self.latency, f"{key} #{index + 1}", rsa, latency_batch, rate, daemon)
                 # Half load is where the target is set; a lighter load shows how the tail depends on spare CPU.
-                light = rate * LIGHT_LOAD * 2
+                light = drained * LIGHT_LOAD
                 self.step("latency", self.latency, f"{key} light", rsa, gen.batch(small, max(50, int(light * p.latency_seconds))),
                           light, daemon)
             finally:
@@ -276,7 +277,6 @@ class Run:
         self.quiet()
         result = inprocess.compare(configs, dep.amqp_user(batch.sender), batch.bodies, warmup.bodies, label="scale")
         self.results["scale"]["paired"] = asdict(result)
-        self.results["scale"]["load_seconds"] = result.load_seconds
         base = next(iter(configs))
         for name in list(configs)[1:]:
             self.say(f"{name}: {result.cpu_ms[base]:.2f} → {result.cpu_ms[name]:.2f} ms CPU per message "
