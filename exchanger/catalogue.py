@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from exchanger.errors import ExchangerError
 from exchanger.xml.schema import CompiledSchema
 
 
-class FieldError(Exception):
+class FieldError(ExchangerError):
     """A catalogue XPath that compiled at load but fails on this document (e.g. a type error in its data)."""
 
     def __init__(self, type_name: str, field_name: str, expression: str, error: Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exchanger.errors import ExchangerError
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -35,7 +37,7 @@ class Reason:
         return data
 
 
-class Rejected(Exception):
+class Rejected(ExchangerError):
     """A permanent failure: the message is wrong and retrying cannot help."""
 
     def __init__(self, reasons: list[Reason] | Reason):

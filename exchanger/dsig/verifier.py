@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 from lxml import etree
 
+from exchanger.errors import ExchangerError
 from exchanger.keys.material import fingerprint
 from exchanger.xml.parser import parse_untrusted
 
@@ -88,7 +89,7 @@ CODES = (
 )
 
 
-class SignatureError(Exception):
+class SignatureError(ExchangerError):
     """A signature the exchange refuses: a short code (one of CODES) and a message for the sender."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from urllib.parse import urlsplit
 
+from exchanger.errors import ExchangerError
 from exchanger.journal.chain import GENESIS, content_digest, extend
 from exchanger.journal.checkpoint import Checkpoint
 from exchanger.journal.records import COLUMNS, Event, Record, canonical_json
@@ -21,7 +22,7 @@ _row = attrgetter(*_RECORD_COLUMNS)  # a record's values in column order
 _SELECT = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM journal_records"
 
 
-class StoreError(Exception):
+class StoreError(ExchangerError):
     """The log store cannot be used: unreachable, unwritable, or not a message log."""
 
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
+from exchanger.errors import ExchangerError
 from exchanger.keys.pki import participant_uri
 
 log = structlog.get_logger("exchanger.trust")
@@ -60,7 +61,7 @@ _PURPOSE_NAMES = {
 STALE_ALERT_INTERVAL = 60.0
 
 
-class CertificateRefused(Exception):
+class CertificateRefused(ExchangerError):
     """A certificate the exchange does not accept signatures from: a code (one of CODES) and why."""
 
     def __init__(self, code: str, message: str) -> None:

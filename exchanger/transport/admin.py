@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from exchanger.errors import ExchangerError
 from exchanger.transport.topology import Topology
 
 DEFAULT_DAEMON_USER = "exchanger"
@@ -20,7 +21,7 @@ DEFAULT_DAEMON_USER = "exchanger"
 _NODE_DOWN = ("unable to perform an operation on node", "Failed to connect and authenticate")
 
 
-class AdminError(Exception):
+class AdminError(ExchangerError):
     """A rabbitmqctl command failed."""
 
 

@@ -13,6 +13,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
+from exchanger.errors import ExchangerError
 from exchanger.transport.names import INBOUND_EXCHANGE, INBOUND_ROUTING_KEY
 from exchanger.transport.topology import mailbox_queue_name
 from exchanger.transport.url import connection_parameters, redact
@@ -27,7 +28,7 @@ _FIRST_PAUSE = 0.05
 _LONGEST_PAUSE = 0.5
 
 
-class DeliveryError(Exception):
+class DeliveryError(ExchangerError):
     """The broker did not take, or did not hand over, a message as asked."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from exchanger.errors import ExchangerError
 from exchanger.transport.names import (
     DEAD_EXCHANGE,
     DEAD_QUEUE,
@@ -57,7 +58,7 @@ _INEQUIVALENT = re.compile(
 )
 
 
-class TopologyError(Exception):
+class TopologyError(ExchangerError):
     """The broker refused to declare part of the topology."""
 
 

@@ -6,11 +6,13 @@ import threading
 
 from lxml import etree
 
+from exchanger.errors import ExchangerError
+
 _DOCTYPE_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
 _local = threading.local()
 
 
-class HostileXML(ValueError):
+class HostileXML(ExchangerError, ValueError):
     """The input is not acceptable XML; ``code`` says why, ``line`` where when known."""
 
     def __init__(self, code: str, message: str, line: int | None = None):

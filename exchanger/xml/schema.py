@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from exchanger.errors import ExchangerError
 from exchanger.xml.parser import trusted_schema_parser
 
 
@@ -20,7 +21,7 @@ class SchemaViolation:
     message: str
 
 
-class SchemaLoadError(ValueError):
+class SchemaLoadError(ExchangerError, ValueError):
     """An XSD (or the set of them) does not compile."""
 
 

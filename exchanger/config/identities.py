@@ -1,0 +1,148 @@
+"""Who signs: the platform's own key and certificate, the participants, and the trust anchors they chain to."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from exchanger.config.digest import Digest
+from exchanger.config.messages import as_list
+from exchanger.config.model import Platform
+from exchanger.config.problems import Problems, positive_int
+from exchanger.keys.material import load_crl
+from exchanger.keys.trust import (
+    DEFAULT_EXPIRY_WARNING_DAYS,
+    DEFAULT_IDENTITY_FIELD,
+    IDENTITY_FIELDS,
+    TrustStore,
+    identities,
+)
+from exchanger.participants import KINDS, Participant, Registry
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+
+
+def load_certificate(path: Path, where: str, problems: Problems) -> x509.Certificate | None:
+    """A PEM certificate, or None after noting why it cannot be read."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except FileNotFoundError:
+        problems.add(where, f"certificate {path} not found (run `exchanger keys init`)")
+    except (OSError, ValueError) as exc:
+        problems.add(where, f"certificate {path} cannot be read: {exc}")
+    return None
+
+
+def platform_from(data: dict, base: Path, keys_dir: Path, problems: Problems, digest: Digest) -> Platform:
+    """The platform's identity, key and certificate (default: <keys_dir>/<id>/), checked to match."""
+    spec = data.get("platform") or {}
+    pid = spec.get("id", "eport")
+    key_path = base / spec["key"] if spec.get("key") else keys_dir / pid / "key.pem"
+    cert_path = base / spec["certificate"] if spec.get("certificate") else keys_dir / pid / "cert.pem"
+    digest.add_file(cert_path)
+    certificate = load_certificate(cert_path, "platform.certificate", problems)
+    if certificate is not None:
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except FileNotFoundError:
+            problems.add("platform.key", f"private key {key_path} not found (run `exchanger keys init`)")
+        except (OSError, ValueError, TypeError) as exc:
+            problems.add("platform.key", f"private key {key_path} cannot be read: {exc}")
+        else:
+            public = serialization.PublicFormat.SubjectPublicKeyInfo
+            encoding = serialization.Encoding.DER
+            if key.public_key().public_bytes(encoding, public) != certificate.public_key().public_bytes(
+                encoding, public
+            ):
+                problems.add("platform.key", f"{key_path} does not match the certificate {cert_path}")
+    return Platform(pid, str(spec.get("name", "Electronic Port")), key_path, cert_path, certificate)
+
+
+def registry_from(data: dict, base: Path, keys_dir: Path, problems: Problems, digest: Digest) -> Registry:
+    """Every participant with its kind, broker user and certificates."""
+    participants = []
+    users: dict[str, str] = {}
+    specs = data.get("participants") or {}
+    if not isinstance(specs, dict) or not specs:
+        problems.add("participants", "must map participant ids to their kind, name and certificates")
+        specs = {}
+    for pid, spec in specs.items():
+        at = f"participants.{pid}"
+        spec = spec or {}
+        if not isinstance(pid, str) or not _ID.match(pid):
+            problems.add(at, "id must be 2-32 characters of a-z, 0-9 and '-', starting with a letter or digit")
+            continue
+        kind = spec.get("kind")
+        if kind not in KINDS - {"platform"}:
+            problems.add(f"{at}.kind", f"must be one of {', '.join(sorted(KINDS - {'platform'}))}, not {kind!r}")
+            continue
+        user = str(spec.get("amqp_user", pid))
+        if user in users:
+            problems.add(f"{at}.amqp_user", f"broker user {user!r} is already {users[user]}'s")
+        users[user] = pid
+        paths = [base / p for p in as_list(spec.get("certificates"))] or [keys_dir / pid / "cert.pem"]
+        certificates = []
+        for path in paths:
+            digest.add_file(path)
+            cert = load_certificate(path, f"{at}.certificates", problems)
+            if cert is not None:
+                certificates.append(cert)
+        participants.append(Participant(pid, kind, str(spec.get("name", pid)), user, tuple(certificates)))
+    return Registry(participants)
+
+
+def trust_from(data: dict, base: Path, keys_dir: Path, problems: Problems, digest: Digest) -> TrustStore:
+    """The trust anchors, their CRLs, and which subject field names a participant."""
+    spec = data.get("trust") or {}
+    if not isinstance(spec, dict):
+        problems.add("trust", "must be a mapping with anchors, crls, identity_field and expiry_warning_days")
+        spec = {}
+    identity_field = spec.get("identity_field", DEFAULT_IDENTITY_FIELD)
+    if identity_field not in IDENTITY_FIELDS:
+        problems.add("trust.identity_field", f"must be one of {', '.join(IDENTITY_FIELDS)}, not {identity_field!r}")
+        identity_field = DEFAULT_IDENTITY_FIELD
+    warning_days = positive_int(spec, "expiry_warning_days", DEFAULT_EXPIRY_WARNING_DAYS, "trust", problems)
+    anchors = []
+    for anchor_path in [base / p for p in as_list(spec.get("anchors"))] or [keys_dir / "ca" / "cert.pem"]:
+        digest.add_file(anchor_path)
+        anchor = load_certificate(anchor_path, "trust.anchors", problems)
+        if anchor is not None:
+            anchors.append(anchor)
+    crls = []
+    for crl_path in [base / p for p in as_list(spec.get("crls"))] or [keys_dir / "ca" / "crl.pem"]:
+        digest.add_file(crl_path)
+        try:
+            crls.append(load_crl(crl_path))
+        except FileNotFoundError:
+            problems.add("trust.crls", f"CRL {crl_path} not found (run `exchanger keys init`)")
+        except (OSError, ValueError) as exc:
+            problems.add("trust.crls", f"CRL {crl_path} cannot be read: {exc}")
+    store = TrustStore(anchors, crls, identity_field=identity_field, expiry_warning_days=warning_days)
+    # Without any anchor every CRL is "signed by no anchor": the missing anchor is the one problem to report.
+    for problem in store.problems if anchors else ():
+        problems.add("trust", problem)
+    return store
+
+
+def check_signers(trust: TrustStore, platform: Platform, registry: Registry, problems: Problems) -> None:
+    """Every certificate must name whom it is registered for; the platform's must also be valid now."""
+    if platform.certificate is not None:
+        refused = trust.assess(platform.certificate, platform.id)
+        if refused is not None:
+            problems.add(
+                "platform.certificate",
+                f"{refused.code}: {refused.message} (the exchange signs with it, so it does not start on it; "
+                f"`exchanger keys issue {platform.id}` makes a new one)",
+            )
+    for participant in registry:
+        for certificate in participant.certificates:
+            if not trust.names(certificate, participant.id):
+                named = ", ".join(identities(certificate, trust.identity_field)) or "nobody"
+                problems.add(
+                    f"participants.{participant.id}.certificates",
+                    f"the certificate {certificate.subject.rfc4514_string()} (serial {certificate.serial_number:x}) "
+                    f"names {named} in {trust.identity_field}, not {participant.id}",
+                )
