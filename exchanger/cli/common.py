@@ -14,20 +14,25 @@ import click
 from exchanger import logging as exchange_logging
 from exchanger.config import ConfigError, load_config
 
-# Exit codes, documented in ``exchanger --help``.
+# Exit codes, documented in ``exchanger --help`` and the README.
 EXIT_OK = 0
 EXIT_FAILED = 1  # the checked thing is bad: invalid document, bad signature, broken config
-EXIT_USAGE = 2  # wrong options or arguments (click's own code)
-EXIT_BROKER = 3  # the broker could not be reached or did not confirm
+EXIT_USAGE = 2  # wrong options or arguments (click's own code), an AMQP URL that cannot be used
+EXIT_BROKER = 3  # the broker could not be reached, refused the login or the request, or did not confirm
 EXIT_INCOMPLETE = 4  # fewer messages arrived than asked for
+EXIT_FILE = 5  # a file the command needs (other than the configuration) cannot be read or written
+EXIT_INTERNAL = 70  # a bug: an error the exchange did not expect (EX_SOFTWARE)
 
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  success
-  1  the checked thing is bad (invalid document, bad signature, broken configuration)
-  2  usage error (wrong option or argument)
-  3  the broker could not be reached, refused, or did not confirm
+  1  the checked thing is bad (invalid document, bad signature, configuration
+     missing, malformed or failing its checks)
+  2  usage error (wrong option or argument, an AMQP URL that cannot be used)
+  3  the broker could not be reached, refused the login or the request, or did not confirm
   4  receive: fewer messages arrived than --count asked for
+  5  a file the command needs cannot be read or written (e.g. the TLS CA file)
+  70 an unexpected internal error (a bug: please report it)
 """
 
 

@@ -6,16 +6,19 @@ from pathlib import Path
 
 import click
 
+from exchanger.catalogue import FieldError
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, fail, pass_settings
 from exchanger.config import ConfigError, load_catalogue
 from exchanger.config.loader import catalogue_path_of, read_identities
-from exchanger.dsig.layers import verify_layers
+from exchanger.dsig.layers import Layer, verify_layers
 from exchanger.dsig.signer import Signer
 from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Rejected
+from exchanger.pipeline.stages.authenticate import Authenticate
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.validate import Validate
+from exchanger.pipeline.stages.verify import Verify
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -87,6 +90,29 @@ def sign(settings, file: Path, participant: str, out: Path | None) -> None:
         click.get_binary_stream("stdout").write(signed)
 
 
+def identity_layer(data: bytes, config) -> Layer:
+    """The sender's layer as the daemon judges it: the signer must be the sender the document names.
+
+    A file has no broker connection, so the daemon's own stages run as if the sender it names had
+    sent it: a document signed by anyone else is refused with the authenticate stage's words.
+    """
+    envelope = Envelope(Inbound(data, user_id="(file)"))
+    stages = [Parse(config.limits.max_message_bytes), Identify(config.catalogue), Validate(), Verify(config.registry, config.trust)]
+    named = None
+    try:
+        for stage in stages:
+            stage(envelope)
+        named = envelope.message_type.sender(envelope.signed_root)
+        envelope.connected_as = config.registry.get(named or "") or envelope.signer
+        Authenticate(config.registry, config.broker.daemon_user)(envelope)
+    except FieldError as exc:
+        return Layer("sender", False, f"[authenticate/catalogue.field-error] {exc}")
+    except Rejected as exc:
+        as_if = f" (as if {named}, the sender it names, had sent it)" if named else ""
+        return Layer("sender", False, "; ".join(reason.describe() for reason in exc.reasons) + as_if)
+    return Layer("sender", True, f"signed by {envelope.signer.id}, the sender it names")
+
+
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("file", type=FILE)
 @click.option(
@@ -97,9 +123,18 @@ def sign(settings, file: Path, participant: str, out: Path | None) -> None:
 )
 @pass_settings
 def verify(settings, file: Path, extract: Path | None) -> None:
-    """Verify every signature layer: the exchange's, and the sender's inside a forwarded message."""
+    """Verify every signature layer: the exchange's, and the sender's inside a forwarded message.
+
+    The sender's layer is judged as the exchange judges it: signed by a registered participant
+    whose certificate is valid, and by the very sender the document names.
+    """
     config = settings.load()
-    layers, original = verify_layers(file.read_bytes(), config)
+    data = file.read_bytes()
+    layers, original = verify_layers(data, config)
+    layers = [
+        identity_layer(original if original is not None else data, config) if layer.layer == "sender" and layer.ok else layer
+        for layer in layers
+    ]
     for layer in layers:
         mark = click.style("OK  ", fg="green") if layer.ok else click.style("FAIL", fg="red")
         click.echo(f"{mark} {layer.layer}: {layer.detail}")

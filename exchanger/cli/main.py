@@ -9,10 +9,24 @@ import click
 from exchanger import __version__
 from exchanger.cli import dead, documents, keys, log, mailbox, routes, run, status, topology
 from exchanger.cli.common import EXIT_CODES_HELP, Settings, default_config
+from exchanger.cli.errors import report
 from exchanger.logging import LEVELS
 
 
-@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+class ExchangerGroup(click.Group):
+    """The command group that ends every command on an operator's message and a documented exit code."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; tell any error it ends on as `error: ...` on stderr (see cli/errors.py)."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2), --help, Ctrl-C
+        except Exception as exc:  # noqa: BLE001  (every error, a bug too, ends in a message, not a traceback)
+            ctx.exit(report(exc, ctx.obj))
+
+
+@click.group(cls=ExchangerGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",

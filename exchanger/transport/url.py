@@ -10,11 +10,17 @@ from urllib.parse import SplitResult, parse_qs, quote, urlencode, urlsplit, urlu
 import pika
 from pika.credentials import ExternalCredentials
 
+from exchanger.errors import ExchangerError, FileProblem
+
 ENV_VAR = "EXCHANGER_AMQP_URL"
 DEFAULT_URL = "amqp://127.0.0.1:5672/%2F"
 _SCHEMES = ("amqp", "amqps")
 # The TLS query parameters of RabbitMQ's URI spec that the exchange understands; pika knows none of them.
 TLS_PARAMETERS = ("cacertfile", "certfile", "keyfile", "server_name_indication", "auth_mechanism")
+
+
+class AmqpUrlError(ExchangerError, ValueError):
+    """The AMQP URL cannot be used as written."""
 
 
 def resolve_amqp_url(
@@ -27,7 +33,7 @@ def resolve_amqp_url(
         if candidate:
             _check_scheme(candidate)
             return candidate
-    raise ValueError("no AMQP URL given")
+    raise AmqpUrlError("no AMQP URL given")
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
@@ -74,20 +80,23 @@ def connection_parameters(
     query = parse_qs(parts.query)
     tls = {name: query.pop(name)[-1] for name in TLS_PARAMETERS if name in query}
     if tls and parts.scheme != "amqps":
-        raise ValueError(f"{', '.join(tls)} need an amqps:// URL: {redact(url)}")
+        raise AmqpUrlError(f"{', '.join(tls)} need an amqps:// URL: {redact(url)}")
     if tls and "ssl_options" in query:
-        raise ValueError(f"give either pika's ssl_options or {', '.join(tls)}, not both: {redact(url)}")
+        raise AmqpUrlError(f"give either pika's ssl_options or {', '.join(tls)}, not both: {redact(url)}")
     mechanism = tls.get("auth_mechanism", "plain").lower()
     if mechanism not in ("plain", "external"):
-        raise ValueError(f"auth_mechanism must be plain or external, not {mechanism!r}: {redact(url)}")
+        raise AmqpUrlError(f"auth_mechanism must be plain or external, not {mechanism!r}: {redact(url)}")
     if tls:
         url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
-    params = pika.URLParameters(url)
+    try:
+        params = pika.URLParameters(url)
+    except ValueError as exc:  # a port that is not a number, a query value pika cannot read
+        raise AmqpUrlError(f"{exc}: {redact(url)}") from None
     if parts.scheme == "amqps" and "ssl_options" not in query:
         params.ssl_options = _ssl_options(parts.hostname, tls)
         if mechanism == "external":
             if "certfile" not in tls:
-                raise ValueError(f"auth_mechanism=external needs a client certificate (certfile=...): {redact(url)}")
+                raise AmqpUrlError(f"auth_mechanism=external needs a client certificate (certfile=...): {redact(url)}")
             # The broker takes the user name from the certificate (ssl_cert_login_from), not from the URL.
             params.credentials = ExternalCredentials()
     if "heartbeat" not in query:
@@ -106,13 +115,24 @@ def connection_parameters(
 
 def _ssl_options(host: str | None, tls: dict[str, str]) -> pika.SSLOptions:
     """A TLS client context that always verifies the broker, with the client certificate when one is given."""
-    context = ssl.create_default_context(cafile=tls.get("cacertfile"))
+    try:
+        context = ssl.create_default_context(cafile=tls.get("cacertfile"))
+    except (OSError, ValueError) as exc:
+        raise _unreadable(tls.get("cacertfile"), "the CA certificates (cacertfile in the AMQP URL)", exc) from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if "certfile" in tls:
-        context.load_cert_chain(tls["certfile"], tls.get("keyfile"))
+        try:
+            context.load_cert_chain(tls["certfile"], tls.get("keyfile"))
+        except (OSError, ValueError) as exc:
+            raise _unreadable(tls["certfile"], "the client certificate and key (certfile/keyfile in the AMQP URL)", exc) from None
     elif "keyfile" in tls:
-        raise ValueError("keyfile given without certfile")
+        raise AmqpUrlError("keyfile given without certfile")
     return pika.SSLOptions(context, server_hostname=tls.get("server_name_indication") or host)
+
+
+def _unreadable(path: str | None, what: str, exc: Exception) -> FileProblem:
+    reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+    return FileProblem(path or "(system default)", what, reason)
 
 
 def _split(url: str) -> SplitResult:
@@ -129,4 +149,4 @@ def _hostport(netloc: str) -> str:
 def _check_scheme(url: str) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in _SCHEMES:
-        raise ValueError(f"not an AMQP URL (scheme must be amqp or amqps): {redact(url)}")
+        raise AmqpUrlError(f"not an AMQP URL (scheme must be amqp or amqps): {redact(url)}")
