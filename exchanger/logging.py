@@ -34,6 +34,11 @@ def configure(level: str = "info", *, json: bool | None = None, stream=None) -> 
     )
     # pika logs through the standard library; only its warnings are worth an operator's attention.
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, format="%(levelname)s %(name)s: %(message)s")
+    # A failed connection attempt is reported by the exchange itself (a command's error line, the daemon's
+    # broker.* events); pika's own account of it is six lines and a traceback.
+    for name in ("pika.adapters.utils.connection_workflow", "pika.adapters.utils.io_services_utils",
+                 "pika.adapters.blocking_connection"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def enabled(logger, level: int) -> bool:

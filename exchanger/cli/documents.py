@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -87,7 +88,7 @@ def sign(settings, file: Path, participant: str, out: Path | None) -> None:
         out.write_bytes(signed)
         click.echo(f"signed {file} as {participant} -> {out}", err=True)
     else:
-        click.get_binary_stream("stdout").write(signed)
+        sys.stdout.buffer.write(signed)
 
 
 def identity_layer(data: bytes, config) -> Layer:

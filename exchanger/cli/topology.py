@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import click
 import pika
 import pika.exceptions
 
-from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail, pass_settings, read_password
+from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, Settings, fail, pass_settings, read_password
+from exchanger.cli.errors import explain
 from exchanger.transport.admin import AdminError, BrokerAdmin, apply_users
 from exchanger.transport.topology import Topology, TopologyError, declare
 from exchanger.transport.url import connection_parameters, resolve_amqp_url
@@ -25,7 +27,8 @@ def declare_topology(url: str, config, *, exit_code: int = EXIT_BROKER) -> Topol
     try:
         connection = pika.BlockingConnection(connection_parameters(url, client_name="exchanger topology"))
     except pika.exceptions.AMQPError as exc:
-        fail(f"cannot connect to the broker at {_safe(url)}: {exc!r}", ["is RabbitMQ running? (`rabbitmqctl status`)"], exit_code)
+        failure = explain(exc, Settings(Path(), url, "info"))
+        fail(failure.message, failure.details, exit_code)
     try:
         declare(connection.channel(), topology)
     except TopologyError as exc:
@@ -42,11 +45,6 @@ def vhost_of(url: str) -> str:
     """The virtual host an AMQP URL names ("/" when it names none)."""
     path = urlsplit(url).path
     return unquote(path[1:]) if len(path) > 1 else "/"
-
-
-def _safe(url: str) -> str:
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
 
 
 @click.group()
