@@ -179,7 +179,16 @@ def check_catalogue_file(data: dict, path: Path, problems: Problems) -> None:
 def _check(validator, data: dict, path: Path, label: str, problems: Problems) -> None:
     found: list[tuple[int, str, str]] = []
     doomed: list[list] = []
-    for error in validator.iter_errors(data):
+    errors = list(validator.iter_errors(data))
+    # A required key that is only mistyped is said once: as the unknown key and its suggestion.
+    suggested = {
+        (tuple(map(str, error.absolute_path)), name)
+        for error in errors
+        if error.validator == "additionalProperties"
+        for key in _extra_keys(error.instance, error.schema)
+        for name in _suggestions(key, list(error.schema.get("properties", {})))
+    }
+    for error in errors:
         at = list(error.absolute_path)
         if error.validator == "additionalProperties":
             known = list(error.schema.get("properties", {}))
@@ -189,11 +198,15 @@ def _check(validator, data: dict, path: Path, label: str, problems: Problems) ->
             continue
         if "propertyNames" in error.relative_schema_path:
             at = [*at, error.instance]
+        doomed.append(at)
+        if error.validator == "required":
+            missing = [k for k in error.validator_value if k not in error.instance]
+            if all((tuple(map(str, at)), k) in suggested for k in missing):
+                continue
         found.append((line_at(data, at) or 0, _dotted(data, at), _describe(error)))
-        if at:
-            doomed.append(at)
     for line, dotted, message in sorted(found, key=lambda item: item[0]):
         problems.add(f"{path}:{line}" if line else str(path), f"{dotted or '(top level)'}: {message}")
+    doomed = [at for at in doomed if at]  # the top level itself is never left out
     for at in _outermost(doomed):
         problems.silence(label + _dotted(data, at))
     _remove(data, doomed)
@@ -204,10 +217,30 @@ def _extra_keys(instance: Any, schema: dict) -> list:
     return [key for key in instance if key not in known] if isinstance(instance, dict) else []
 
 
+def _suggestions(key: Any, known: list[str]) -> list[str]:
+    """The known keys the operator most likely meant: those one slip away (a letter dropped, added, changed
+    or swapped, which catches short keys such as `by`), else the closest one by difflib's ratio."""
+    text = str(key)
+    one_slip = [name for name in known if _one_slip(text, name)]
+    if one_slip:
+        return difflib.get_close_matches(text, one_slip, n=len(one_slip), cutoff=0.0)
+    return difflib.get_close_matches(text, known, n=1, cutoff=0.6)
+
+
+def _one_slip(a: str, b: str) -> bool:
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
 def _unknown(key: Any, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key (did you mean `{close[0]}`?)"
+    suggestions = _suggestions(key, known)
+    if suggestions:
+        return f"unknown key (did you mean {' or '.join(f'`{name}`' for name in suggestions)}?)"
     return f"unknown key (known here: {', '.join(known)})"
 
 
@@ -221,7 +254,7 @@ def _describe(error) -> str:
         return f"needs {', '.join(f'`{key}`' for key in missing)}"
     if kind == "pattern" and custom:
         return custom
-    if kind == "enum":
+    if kind == "enum" and not custom:
         return f"must be one of {', '.join(map(str, error.validator_value))}, not {value!r}"
     if custom:
         return f"{custom}, not {_shown(value)}"
