@@ -15,7 +15,7 @@ from exchange_fixture import PROJECT, ROUTES, write_config
 from exchanger.cli.main import main
 from exchanger.config import ConfigError, load_catalogue, load_config
 from exchanger.config.problems import Problems
-from exchanger.config.schema import LIMIT_KEYS, check_catalogue_file, check_routes_file
+from exchanger.config.schema import CATALOGUE_SCHEMA, LIMIT_KEYS, ROUTES_SCHEMA, check_catalogue_file, check_routes_file
 from exchanger.config.yaml_source import read_yaml
 
 CATALOGUES = [PROJECT / "schemas" / "messages.yaml", *sorted((PROJECT / "tests" / "onboarding").glob("*.yaml"))]
@@ -100,11 +100,23 @@ def typos(draw, key: str, known: set[str]) -> str:
     return typo
 
 
+def _schema_keys(schema) -> set[str]:
+    """Every key either schema names anywhere: a typo must not land on one of them."""
+    if isinstance(schema, dict):
+        return set(schema.get("properties", {})) | {k for v in schema.values() for k in _schema_keys(v)}
+    if isinstance(schema, list):
+        return {k for v in schema for k in _schema_keys(v)}
+    return set()
+
+
+SCHEMA_KEYS = _schema_keys(ROUTES_SCHEMA) | _schema_keys(CATALOGUE_SCHEMA)
+
+
 def _sibling_keys(data, at) -> set[str]:
     node = data
     for step in at[:-1]:
         node = node[step]
-    return set(node)
+    return set(node) | SCHEMA_KEYS
 
 
 def _mistype(source: Path, target: Path, key: str, line: int, typo: str) -> None:
