@@ -266,3 +266,24 @@ def test_an_unexpected_error_is_a_message_and_exit_70(template, tmp_path, monkey
     assert "internal error: ZeroDivisionError: a bug" in result.output and "--log-level debug" in result.output
     debug = CliRunner().invoke(main, ["--config", str(setup.config_path), "--log-level", "debug", "routes", "check"])
     assert debug.exit_code == 70 and "Traceback" in debug.output
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["status", "--url", "notaurl"], EXIT_USAGE, ["--url notaurl is not an HTTP URL"]),
+        (["sign", "--as", "ent-a", str(SAMPLES / "customs-declaration/valid.xml"), "--out", "/nonexistent/out.xml"],
+         EXIT_FILE, ["cannot use /nonexistent/out.xml: No such file or directory"]),
+        (["--amqp-url", f"amqps://127.0.0.1:5671/%2F?cacertfile={SAMPLES / 'customs-declaration/valid.xml'}", "dead", "list"],
+         EXIT_FILE, ["cannot read the CA certificates (cacertfile in the AMQP URL)", "no certificate or crl found"]),
+        (["--amqp-url", "amqp://x:y@nohost.invalid:5672/%2F", "dead", "list"], EXIT_BROKER, ["cannot find the broker's host nohost.invalid"]),
+    ],
+    ids=["status-url-not-http", "output-unwritable", "ca-file-not-a-certificate", "unknown-host"],
+)
+def test_more_ways_to_get_it_wrong(template, tmp_path, args, code, words):
+    setup = private_copy(template, tmp_path)
+    result = CliRunner().invoke(main, ["--config", str(setup.config_path), *args], env={"EXCHANGER_AMQP_URL": None})
+    assert_clean(result, " ".join(args))
+    assert result.exit_code == code, result.output
+    for word in words:
+        assert word in result.output, result.output

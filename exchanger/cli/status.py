@@ -10,7 +10,7 @@ from collections import defaultdict
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
-from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail, pass_settings
+from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, fail, pass_settings
 from exchanger.config.loader import ConfigError, read_metrics_address
 
 
@@ -46,6 +46,8 @@ def status(settings, url: str | None) -> None:
         _, metrics_text = _get(f"{url}/metrics")
     except (urllib.error.URLError, OSError) as exc:
         fail(f"no exchange answers at {url}: {exc}", ["is `exchanger run` running, with this metrics port?"], EXIT_BROKER)
+    except ValueError as exc:  # not an http:// URL at all
+        fail(f"--url {url} is not an HTTP URL: {exc}", ["e.g. --url http://127.0.0.1:9464"], EXIT_USAGE)
     readiness = json.loads(body)
     label = click.style("READY", fg="green") if readiness["ready"] else click.style("NOT READY", fg="red")
     click.echo(f"exchange at {url}: {label}")
