@@ -228,13 +228,17 @@ def _suggestions(key: Any, known: list[str]) -> list[str]:
 
 
 def _one_slip(a: str, b: str) -> bool:
+    """True when b is a with one letter dropped, added, changed, or swapped with its neighbour."""
     if a == b or abs(len(a) - len(b)) > 1:
         return False
-    if len(a) == len(b):
-        diffs = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]])
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+    if len(a) != len(b):
+        short, long = (a, b) if len(a) < len(b) else (b, a)
+        return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+    diffs = [i for i in range(len(a)) if a[i] != b[i]]
+    if len(diffs) == 1:
+        return True
+    first, second = (diffs + [None, None])[:2]
+    return len(diffs) == 2 and second == first + 1 and (a[first], a[second]) == (b[second], b[first])
 
 
 def _unknown(key: Any, known: list[str]) -> str:
