@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.verifier import SignatureError, Verifier
 from exchanger.envelope import Envelope
 from exchanger.keys.trust import CertificateRefused, TrustStore
@@ -48,9 +47,9 @@ class Verify:
         if cert_node is None or not (cert_node.text or "").strip():
             raise self._unpinned(root)
         try:
-            der = base64.b64decode("".join(cert_node.text.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise self._reject("signature.key-info", "the X509Certificate in KeyInfo is not valid base64") from None
+            der = decode_base64(cert_node.text, "the X509Certificate in KeyInfo", "signature.key-info")
+        except SignatureError as exc:
+            raise self._reject(exc.code, exc.message) from None
         signer, certificate = self._by_fingerprint.get(hashlib.sha256(der).digest(), (None, None))
         if signer is None:
             raise self._reject(
