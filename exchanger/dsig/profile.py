@@ -121,7 +121,7 @@ def check_profile(signature: etree._Element) -> None:
         for child in children:
             if not isinstance(child.tag, str):
                 kind = "a comment" if isinstance(child, etree._Comment) else "a processing instruction"
-                _unsigned(element, f"{kind} (comments and processing instructions are refused in a signature)")
+                _unsigned(element, f"{kind} (comments and processing instructions are refused in a signature)", "profile.comment")
         if shape.text == NONE:
             _check_whitespace(element, element.text)
             for child in children:
@@ -130,7 +130,7 @@ def check_profile(signature: etree._Element) -> None:
             pending.extend((child, in_scope) for child in reversed(children))
         else:
             if children:
-                _unsigned(element, f"the element {children[0].tag}; it holds a value only")
+                _unsigned(element, f"the element {children[0].tag}; it holds a value only", "profile.element")
             _check_value(element, shape.text)
 
 
@@ -139,7 +139,7 @@ def _name(element: etree._Element) -> str:
     return f"ds:{qname.localname}" if qname.namespace in _SIGNATURE_NAMESPACES else element.tag
 
 
-def _unsigned(element: etree._Element, what: str, policy: str = "profile.unsigned-content") -> None:
+def _unsigned(element: etree._Element, what: str, policy: str) -> None:
     raise SignatureError(
         "signature.unsigned-content",
         f"{_name(element)} in the signature carries {what}; the signature may hold only what the exchange's "
@@ -154,21 +154,21 @@ def _check_namespaces(element: etree._Element, inherited: dict) -> dict:
     for prefix, uri in in_scope.items():
         if inherited.get(prefix) != uri and uri not in _SIGNATURE_NAMESPACES:
             declared = f'xmlns{":" + prefix if prefix else ""}="{uri[:80]}"'
-            _unsigned(element, f"the namespace declaration {declared}")
+            _unsigned(element, f"the namespace declaration {declared}", "profile.namespace")
     if any(prefix not in in_scope for prefix in inherited):
-        _unsigned(element, 'a namespace undeclaration (xmlns="")')
+        _unsigned(element, 'a namespace undeclaration (xmlns="")', "profile.namespace")
     return in_scope
 
 
 def _check_attributes(element: etree._Element, shape: Shape) -> None:
     for key, value in element.attrib.items():
         if key not in shape.attributes:
-            _unsigned(element, f"the attribute {key}")
+            _unsigned(element, f"the attribute {key}", "profile.attribute")
         limit, allowed = _ATTRIBUTE_RULES[key]
         if len(value) > limit or (allowed is not None and not set(value) <= allowed):
-            _unsigned(element, f"a {key} attribute that is not a short identifier ({len(value)} characters)")
+            _unsigned(element, f"a {key} attribute that is not a short identifier ({len(value)} characters)", "profile.attribute")
     if element.tag == _INCLUSIVE_NAMESPACES and not element.getparent().get("Algorithm", "").startswith(EXC_C14N):
-        _unsigned(element, "an InclusiveNamespaces parameter, which only exclusive c14n takes")
+        _unsigned(element, "an InclusiveNamespaces parameter, which only exclusive c14n takes", "profile.element")
 
 
 _PREFIX_LIST_CHARACTERS = _ID_CHARACTERS | frozenset("# \t\r\n")
@@ -184,9 +184,9 @@ def _check_whitespace(element: etree._Element, text: str | None) -> None:
     if not text:
         return
     if text.translate(_WHITESPACE):
-        _unsigned(element, f"text where only markup belongs ({text.strip()[:40]!r}…)")
+        _unsigned(element, f"text where only markup belongs ({text.strip()[:40]!r}…)", "profile.text")
     if len(text) > MAX_WHITESPACE:
-        _unsigned(element, f"{len(text)} characters of whitespace (at most {MAX_WHITESPACE} between elements)")
+        _unsigned(element, f"{len(text)} characters of whitespace (at most {MAX_WHITESPACE} between elements)", "profile.whitespace")
 
 
 def _check_children(element: etree._Element, shape: Shape, children: list[etree._Element]) -> None:
@@ -200,7 +200,7 @@ def _check_children(element: etree._Element, shape: Shape, children: list[etree.
                     f"KeyInfo child {child.tag} is not accepted; KeyInfo must carry the signer's X509Certificate",
                     "key-info.x509-certificate",
                 )
-            _unsigned(element, f"the element {_name(child)}")
+            _unsigned(element, f"the element {_name(child)}", "profile.element")
     if shape.unordered:
         counts_fine = all(least <= found.count(tag) <= most for tag, (least, most) in allowed.items())
         if counts_fine:
@@ -247,10 +247,11 @@ def _check_value(element: etree._Element, kind: str) -> None:
         # whitespace would carry unsigned bytes all the same.
         spaces = len(text) - (len(value) + 2) // 3 * 4
         if spaces > MAX_WHITESPACE + len(text) // 2:
-            _unsigned(element, f"{spaces} characters of whitespace inside its value")
+            _unsigned(element, f"{spaces} characters of whitespace inside its value", "profile.whitespace")
     elif len(text) > MAX_KEY_NAME or not set(text) <= _KEY_NAME_CHARACTERS:
         _unsigned(
             element,
             f"{len(text)} characters that are not a short key label (at most {MAX_KEY_NAME} letters, digits, "
             "spaces and ._:@/+=,()-)",
+            "profile.key-name",
         )

@@ -166,6 +166,7 @@ def _check_validity(certificate: x509.Certificate, now: datetime) -> None:
         "signature.certificate",
         f"certificate refused: the certificate of {subject(certificate)} (sha256 {fingerprint(certificate)}) "
         f"{problem}",
+        "certificate.validity",
     )
 
 
