@@ -115,8 +115,8 @@ def check_profile(signature: etree._Element) -> None:
     while pending:
         element, inherited = pending.pop()
         shape = SHAPES[element.tag]
-        in_scope = _check_namespaces(element, inherited)
         _check_attributes(element, shape)
+        in_scope = _check_namespaces(element, inherited)
         children = list(element)
         for child in children:
             if not isinstance(child.tag, str):
