@@ -30,6 +30,7 @@ SECURITY_MD = PROJECT / "SECURITY.md"
 # (SignatureError.policy, or the parse code) names one; SECURITY.md lists each by that name.
 POLICIES = {
     "parse.doctype": "a DOCTYPE or entity declaration in a message",
+    "parse.malformed": "XML that is not namespace-well-formed (an unbound prefix, an xml:id that is no NCName)",
     "parse.processing-instruction": "a processing instruction outside the root element",
     "placement.enveloped": "a signature that is not a direct child of the root element (enveloping, detached, nested)",
     "placement.one-signature": "more than one ds:Signature in the document",
