@@ -665,7 +665,7 @@ def test_comments_in_signed_info_are_refused(demo_pki, verifier, cert_of, c14n):
     crafter.signature_annotators.append(_comment_in_signed_info)
     root = crafter.sign(_document(), key=load_private_key(demo_pki.key("ent-a")), cert=[cert_of("ent-a")])
     refused = _refusal(verifier, root, [cert_of("ent-a")])
-    assert (refused.code, refused.policy) == ("signature.unsigned-content", "profile.unsigned-content")
+    assert (refused.code, refused.policy) == ("signature.unsigned-content", "profile.comment")
     assert "a comment" in refused.message
 
 
