@@ -182,3 +182,17 @@ def test_xml_base_under_inclusive_c14n_1_1(demo_pki, tmp_path, value):
     theirs = xmlsec1_accepts_with_ca(signed, demo_pki.ca_cert)
     assert judge(ours, theirs) is None
     assert ours.accepted == theirs
+
+
+@pytest.mark.parametrize("default", ["urn:eport:test:default", DS])
+@pytest.mark.parametrize("prefix_list", ["#default x", "#default", "x dec"])
+def test_exclusive_c14n_with_a_prefix_list_as_xmlsec1_signs_it(demo_pki, tmp_path, default, prefix_list):
+    parameters = f'<ec:InclusiveNamespaces xmlns:ec="{EXC_C14N}" PrefixList="{prefix_list}"/>'
+    signature = signature_template(EXC_C14N, None, RSA_SHA256, True).replace(
+        f'Algorithm="{EXC_C14N}"/>', f'Algorithm="{EXC_C14N}">{parameters}</ds:CanonicalizationMethod>', 1
+    )
+    template = document_template(signature, f'xmlns="{default}"')
+    signed = xmlsec1_sign(template, demo_pki.key("ent-a"), demo_pki.cert("ent-a"), tmp_path)
+    theirs = xmlsec1_accepts_with_ca(signed, demo_pki.ca_cert)
+    ours = exchange_verdict(signed, [load_certificate(demo_pki.cert("ent-a"))])
+    assert theirs and ours.accepted, str(ours)

@@ -21,17 +21,20 @@ _INHERITED = {
 def canonicalize(node: etree._Element, method: etree._Element | None, with_comments: bool) -> bytes:
     """Canonicalize node with the algorithm a CanonicalizationMethod or Transform names, inclusive 1.0 if none.
 
-    A node that is not its document's root (SignedInfo) is first copied into a document of its own,
-    with the namespaces in scope declared on its copy and, for inclusive c14n, the xml:* attributes it
-    inherits: lxml's c14n of a sub-tree writes ``xmlns=""`` on descendants under an inherited default
-    namespace, which no other verifier does. A whole document needs no copy.
+    A whole document goes to libxml2's c14n. A sub-tree (SignedInfo) is written here: lxml's c14n of a
+    sub-tree writes ``xmlns=""`` on descendants under an inherited default namespace, which no other
+    verifier does, and libxml2 renders the namespaces in scope in time quadratic in their number.
     """
     algorithm = method.get("Algorithm", "") if method is not None else DEFAULT_REFERENCE_C14N
     exclusive = algorithm.startswith(EXC_C14N)
     if node.getparent() is not None:
-        node = _apex(node, () if exclusive else _inherited_xml_attributes(node, algorithm))
-    # The whole-document c14n of lxml is c14n 1.0; 1.1 differs from it only for document subsets,
-    # which _apex has already turned into a whole document.
+        return canonical_subtree(
+            node,
+            exclusive=exclusive,
+            prefixes=inclusive_prefixes(method) if exclusive else None,
+            xml_attributes={} if exclusive else _inherited_xml_attributes(node, algorithm),
+        )
+    # libxml2's whole-document c14n is c14n 1.0; 1.1 differs from it only for document subsets.
     return etree.tostring(
         node,
         method="c14n",
@@ -39,6 +42,102 @@ def canonicalize(node: etree._Element, method: etree._Element | None, with_comme
         with_comments=with_comments,
         inclusive_ns_prefixes=inclusive_prefixes(method) if exclusive else None,
     )
+
+
+def canonical_subtree(
+    apex: etree._Element, *, exclusive: bool, prefixes: list[str] | None, xml_attributes: dict[str, str]
+) -> bytes:
+    """The canonical form of the sub-tree under apex, as inclusive or exclusive c14n write a document subset.
+
+    Written for what the signature profile lets into SignedInfo: elements, unqualified attributes
+    and text. The namespaces rendered in the output are carried down, so each element costs the
+    namespaces in scope once (a dictionary comparison), never their square.
+    """
+    listed = {None if prefix == "#default" else prefix for prefix in prefixes or ()}
+    out: list[str] = []
+    # Work items: (element, namespaces rendered by its output ancestors, extra attributes), or text to write.
+    pending: list = [(apex, {}, xml_attributes)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        element, rendered, extra_attributes = item
+        if not isinstance(element.tag, str):
+            raise SignatureError(
+                "signature.unsigned-content", "a comment or processing instruction in SignedInfo", "profile.comment"
+            )
+        in_scope = element.nsmap
+        if exclusive:
+            candidates = {prefix for prefix in {element.prefix} | listed if prefix in in_scope or prefix is None}
+        else:
+            candidates = set(in_scope) | ({None} if rendered.get(None) else set())
+        declarations = []
+        now = dict(rendered)
+        for prefix in candidates:
+            uri = in_scope.get(prefix, "")
+            if rendered.get(prefix, "") == uri:
+                continue  # that binding is in effect in the output already (or is the empty default)
+            declarations.append((prefix or "", uri))
+            now[prefix] = uri
+        name = f"{element.prefix}:{_local(element)}" if element.prefix else _local(element)
+        out.append(f"<{name}")
+        for prefix, uri in sorted(declarations):
+            out.append(f' xmlns{":" + prefix if prefix else ""}="{_namespace_uri(uri)}"')
+        for qualified, value in _attributes(element, extra_attributes):
+            out.append(f' {qualified}="{_attribute_value(value)}"')
+        out.append(">")
+        if element.tail and element is not apex:
+            pending.append(_text(element.tail))
+        pending.append(f"</{name}>")
+        for child in reversed(element):
+            pending.append((child, now, {}))
+        if element.text:
+            pending.append(_text(element.text))
+    return "".join(out).encode("utf-8")
+
+
+def _local(element: etree._Element) -> str:
+    tag = element.tag
+    return tag[tag.index("}") + 1 :] if tag[0] == "{" else tag
+
+
+def _attributes(element: etree._Element, extra: dict[str, str]) -> list[tuple[str, str]]:
+    """The attributes as (qualified name, value), in c14n's order: by namespace URI, then local name."""
+    found = []
+    for key, value in (*element.attrib.items(), *extra.items()):
+        if key[0] != "{":
+            found.append(("", key, key, value))
+        elif key.startswith(f"{{{XML_NS}}}"):
+            local = key[len(XML_NS) + 2 :]
+            found.append((XML_NS, local, "xml:" + local, value))
+        else:
+            # The profile admits no other namespaced attribute; writing one would need its original prefix.
+            raise SignatureError("signature.unsigned-content", f"the attribute {key} in SignedInfo", "profile.attribute")
+    return [(qualified, value) for _, _, qualified, value in sorted(found)]
+
+
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#xD;"})
+_ATTRIBUTE = str.maketrans({"&": "&amp;", "<": "&lt;", '"': "&quot;", "\t": "&#x9;", "\n": "&#xA;", "\r": "&#xD;"})
+
+
+def _text(text: str) -> str:
+    return text.translate(_TEXT)
+
+
+def _attribute_value(value: str) -> str:
+    return value.translate(_ATTRIBUTE)
+
+
+def _namespace_uri(uri: str) -> str:
+    """A namespace URI as libxml2 writes it in canonical form, and so as xmlsec1 signs it: unescaped."""
+    if '"' in uri:
+        # libxml2 would switch to single quotes here, outside the c14n specification; nobody needs such a URI.
+        raise SignatureError(
+            "signature.unsigned-content", "a namespace URI with a quotation mark in scope of SignedInfo",
+            "profile.namespace",
+        )
+    return uri
 
 
 def _inherited_xml_attributes(node: etree._Element, algorithm: str) -> dict[str, str]:
@@ -63,25 +162,6 @@ def _inherited_xml_attributes(node: etree._Element, algorithm: str) -> dict[str,
             "c14n.xml-base-fixup",
         )
     return {key: value for key, value in inherited.items() if node.get(key) is None}
-
-
-def _apex(node: etree._Element, xml_attributes: dict[str, str]) -> etree._Element:
-    """A copy of node as the root of a document of its own, every namespace in scope declared on it."""
-    namespace = etree.QName(node).namespace
-    # lxml names the element with the first prefix of nsmap bound to its namespace: its own must come first.
-    nsmap = {node.prefix: namespace}
-    nsmap.update((prefix, uri) for prefix, uri in node.nsmap.items() if prefix != node.prefix)
-    apex = etree.Element(node.tag, attrib=dict(node.attrib), nsmap=nsmap)
-    apex.attrib.update(xml_attributes)
-    apex.text = node.text
-    for child in node:
-        apex.append(copy.deepcopy(child))
-    # Canonical names carry prefixes: a copy that renamed any element would be digested as something else.
-    if any(a.prefix != b.prefix or a.tag != b.tag for a, b in zip(node.iter(), apex.iter())):
-        raise SignatureError(
-            "signature.invalid", "signature does not verify: SignedInfo could not be copied with its prefixes"
-        )
-    return apex
 
 
 def without_signature(root: etree._Element, signature: etree._Element) -> etree._Element:
