@@ -113,7 +113,9 @@ def _attributes(element: etree._Element, extra: dict[str, str]) -> list[tuple[st
             found.append((XML_NS, local, "xml:" + local, value))
         else:
             # The profile admits no other namespaced attribute; writing one would need its original prefix.
-            raise SignatureError("signature.unsigned-content", f"the attribute {key} in SignedInfo", "profile.attribute")
+            raise SignatureError(
+                "signature.unsigned-content", f"the attribute {key} in SignedInfo", "profile.attribute"
+            )
     return [(qualified, value) for _, _, qualified, value in sorted(found)]
 
 

@@ -53,7 +53,8 @@ def _children(*spec: tuple[str, int, int]) -> tuple[tuple[str, int, int], ...]:
 
 SHAPES: dict[str, Shape] = {
     _DS + "Signature": Shape(
-        frozenset({"Id"}), _children((_DS + "SignedInfo", 1, 1), (_DS + "SignatureValue", 1, 1), (_DS + "KeyInfo", 0, 1))
+        frozenset({"Id"}),
+        _children((_DS + "SignedInfo", 1, 1), (_DS + "SignatureValue", 1, 1), (_DS + "KeyInfo", 0, 1)),
     ),
     _DS + "SignedInfo": Shape(
         frozenset({"Id"}),
@@ -76,7 +77,10 @@ SHAPES: dict[str, Shape] = {
     _DS + "KeyInfo": Shape(
         frozenset({"Id"}),
         _children(
-            (_DS + "X509Data", 0, 1), (_DS + "KeyValue", 0, 1), (_DSIG11 + "DEREncodedKeyValue", 0, 1), (_DS + "KeyName", 0, 1)
+            (_DS + "X509Data", 0, 1),
+            (_DS + "KeyValue", 0, 1),
+            (_DSIG11 + "DEREncodedKeyValue", 0, 1),
+            (_DS + "KeyName", 0, 1),
         ),
         unordered=True,
     ),
@@ -121,7 +125,7 @@ def check_profile(signature: etree._Element) -> None:
         for child in children:
             if not isinstance(child.tag, str):
                 kind = "a comment" if isinstance(child, etree._Comment) else "a processing instruction"
-                _unsigned(element, f"{kind} (comments and processing instructions are refused in a signature)", "profile.comment")
+                _unsigned(element, f"{kind} (none is accepted in a signature)", "profile.comment")
         if shape.text == NONE:
             _check_whitespace(element, element.text)
             for child in children:
@@ -166,7 +170,8 @@ def _check_attributes(element: etree._Element, shape: Shape) -> None:
             _unsigned(element, f"the attribute {key}", "profile.attribute")
         limit, allowed = _ATTRIBUTE_RULES[key]
         if len(value) > limit or (allowed is not None and not set(value) <= allowed):
-            _unsigned(element, f"a {key} attribute that is not a short identifier ({len(value)} characters)", "profile.attribute")
+            what = f"a {key} attribute that is not a short identifier ({len(value)} characters)"
+            _unsigned(element, what, "profile.attribute")
     if element.tag == _INCLUSIVE_NAMESPACES and not element.getparent().get("Algorithm", "").startswith(EXC_C14N):
         _unsigned(element, "an InclusiveNamespaces parameter, which only exclusive c14n takes", "profile.element")
 
@@ -186,7 +191,8 @@ def _check_whitespace(element: etree._Element, text: str | None) -> None:
     if text.translate(_WHITESPACE):
         _unsigned(element, f"text where only markup belongs ({text.strip()[:40]!r}…)", "profile.text")
     if len(text) > MAX_WHITESPACE:
-        _unsigned(element, f"{len(text)} characters of whitespace (at most {MAX_WHITESPACE} between elements)", "profile.whitespace")
+        what = f"{len(text)} characters of whitespace (at most {MAX_WHITESPACE} between elements)"
+        _unsigned(element, what, "profile.whitespace")
 
 
 def _check_children(element: etree._Element, shape: Shape, children: list[etree._Element]) -> None:
