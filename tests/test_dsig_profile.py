@@ -276,3 +276,16 @@ def test_exchanger_verify_refuses_unsigned_content(exchange, smuggle):
     # The control: the same document without the smuggled content verifies.
     clean = exchange.signed("ent-a", SAMPLES / "customs-declaration/valid-with-inspection.xml")
     assert [(layer.layer, layer.ok) for layer in verify_layers(clean, exchange.config)[0]] == [("sender", True)]
+
+
+def test_the_verify_stage_names_markup_inside_the_certificate(exchange):
+    from exchange_fixture import SAMPLES
+
+    signed = etree.fromstring(exchange.signed("ent-a", SAMPLES / "customs-declaration/valid-with-inspection.xml"))
+    certificate = signed.find(f".//{{{DS}}}X509Certificate")
+    forged = etree.fromstring(FORGED)
+    forged.tail = certificate.text[40:]
+    certificate.text = certificate.text[:40]
+    certificate.append(forged)
+    layers, _ = verify_layers(etree.tostring(signed), exchange.config)
+    assert not layers[0].ok and "signature.unsigned-content" in layers[0].detail, layers[0].detail

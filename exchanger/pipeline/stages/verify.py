@@ -47,9 +47,13 @@ class Verify:
         if cert_node is None or not (cert_node.text or "").strip():
             raise self._unpinned(root)
         try:
+            if len(cert_node):
+                # .text stops at the first child: markup inside the certificate is the profile's to name.
+                raise SignatureError("signature.unsigned-content", "the X509Certificate holds markup")
             der = decode_base64(cert_node.text, "the X509Certificate in KeyInfo", "signature.key-info")
         except SignatureError as exc:
-            raise self._reject(exc.code, exc.message) from None
+            # Markup inside the certificate is unsigned content: let the verifier's profile name it.
+            raise self._explained(root, exc) from None
         signer, certificate = self._by_fingerprint.get(hashlib.sha256(der).digest(), (None, None))
         if signer is None:
             raise self._reject(
@@ -71,6 +75,14 @@ class Verify:
             raise self._reject(exc.code, str(exc)) from None
         envelope.signer = signer
         envelope.signed_root = verified.signed_root
+
+    def _explained(self, root, fallback: SignatureError) -> Rejected:
+        """The verifier's own reason for refusing a signature whose certificate cannot be read."""
+        try:
+            self.verifier.verify(root, ())
+        except SignatureError as exc:
+            return self._reject(exc.code, exc.message)
+        return self._reject(fallback.code, fallback.message)  # pragma: no cover - verify(root, ()) always raises
 
     def _unpinned(self, root) -> Rejected:
         """Explain a document whose signature carries no certificate: no signature, or what is wrong with it."""
