@@ -39,6 +39,7 @@ POLICIES = {
     "transform.enveloped-required": "a reference without the enveloped-signature transform",
     "transform.enveloped-first": "a c14n transform before the enveloped-signature transform",
     "transform.each-once": "a transform repeated",
+    "c14n.namespace-uri": "a namespace URI holding &, <, >, a quotation mark, a tab or a line break",
     "c14n.xml-base-fixup": "inclusive c14n 1.1 needing xml:base joined across several ancestors",
     "key-info.x509-certificate": "KeyInfo without exactly one X509Certificate, or with another key source",
     "certificate.pinned": "a certificate not registered for the sender",

@@ -34,7 +34,7 @@ from exchanger.dsig.algorithms import (  # noqa: F401  (re-exported: the verifie
     one_child,
     only_reference,
 )
-from exchanger.dsig.c14n import canonicalize, without_signature
+from exchanger.dsig.c14n import canonicalize, check_namespace_uris, without_signature
 from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.errors import CODES, SignatureError, refusing_the_unexpected  # noqa: F401
 from exchanger.dsig.keyinfo import check_key_values, embedded_certificate_der, pinned, subject
@@ -105,6 +105,7 @@ class Verifier:
         reference = only_reference(signed_info)
         c14n_transform = check_reference(reference)
         check_profile(signature)
+        check_namespace_uris(root)
         key_info = signature.find(f"{{{DS_NS}}}KeyInfo")
         certificate = pinned(embedded_certificate_der(key_info), certificates)
         check_key_values(key_info, certificate.public_key())
