@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.verifier import SignatureError, Verifier
 from exchanger.envelope import Envelope
 from exchanger.keys.trust import CertificateRefused, TrustStore
@@ -48,9 +47,13 @@ class Verify:
         if cert_node is None or not (cert_node.text or "").strip():
             raise self._unpinned(root)
         try:
-            der = base64.b64decode("".join(cert_node.text.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise self._reject("signature.key-info", "the X509Certificate in KeyInfo is not valid base64") from None
+            if len(cert_node):
+                # .text stops at the first child: markup inside the certificate is the profile's to name.
+                raise SignatureError("signature.unsigned-content", "the X509Certificate holds markup")
+            der = decode_base64(cert_node.text, "the X509Certificate in KeyInfo", "signature.key-info")
+        except SignatureError as exc:
+            # Markup inside the certificate is unsigned content: let the verifier's profile name it.
+            raise self._explained(root, exc) from None
         signer, certificate = self._by_fingerprint.get(hashlib.sha256(der).digest(), (None, None))
         if signer is None:
             raise self._reject(
@@ -72,6 +75,14 @@ class Verify:
             raise self._reject(exc.code, str(exc)) from None
         envelope.signer = signer
         envelope.signed_root = verified.signed_root
+
+    def _explained(self, root, fallback: SignatureError) -> Rejected:
+        """The verifier's own reason for refusing a signature whose certificate cannot be read."""
+        try:
+            self.verifier.verify(root, ())
+        except SignatureError as exc:
+            return self._reject(exc.code, exc.message)
+        return self._reject(fallback.code, fallback.message)  # pragma: no cover - verify(root, ()) always raises
 
     def _unpinned(self, root) -> Rejected:
         """Explain a document whose signature carries no certificate: no signature, or what is wrong with it."""
