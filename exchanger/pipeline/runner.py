@@ -13,7 +13,7 @@ from lxml import etree
 
 from exchanger import logging as exchange_logging
 from exchanger import metrics
-from exchanger.catalogue import FieldError
+from exchanger.catalogue import FieldError, FieldRefused
 from exchanger.config import Config
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import Verifier
@@ -218,7 +218,7 @@ class Pipeline:
         if envelope.message_id is None and envelope.message_type is not None:
             # Read from the unverified document only so the sender can match the receipt to what it sent;
             # nothing is decided on it.
-            with contextlib.suppress(FieldError):
+            with contextlib.suppress(FieldError, FieldRefused):
                 envelope.message_id = envelope.message_type.message_id(envelope.tree.getroot())
         headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
         # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
@@ -258,15 +258,22 @@ class Pipeline:
         return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
 
 
-def build_pipeline(config: Config, signer: Signer | None = None, receipts: AcceptedReceipts | None = None) -> Pipeline:
-    """Assemble the stages for one configuration version; everything expensive is built here, once."""
-    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path)
-    stages: list[Stage] = [
+def checking_stages(config: Config) -> list[Stage]:
+    """The stages that establish what a message is and who sent it, as the daemon and `routes explain` run them."""
+    return [
         Parse(config.limits.max_message_bytes),
         Identify(config.catalogue),
         Validate(),
         Verify(config.registry, config.trust, Verifier()),
         Authenticate(config.registry, config.broker.daemon_user),
+    ]
+
+
+def build_pipeline(config: Config, signer: Signer | None = None, receipts: AcceptedReceipts | None = None) -> Pipeline:
+    """Assemble the stages for one configuration version; everything expensive is built here, once."""
+    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path)
+    stages: list[Stage] = [
+        *checking_stages(config),
         *([Deduplicate(receipts)] if receipts is not None else []),
         Route(config.table),
         Sign(signer, config.version),
