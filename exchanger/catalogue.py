@@ -55,21 +55,9 @@ class MessageType:
             raise FieldError(self.name, field_name, path.path, exc) from None
 
     def _single(self, field_name: str, path: etree.XPath, root: etree._Element) -> str | None:
-        # An identity field has one value: several selected nodes must all say the same thing, or a
-        # receiver reading the other node would see another message id or sender than the exchange.
-        values = read_values(self._evaluate(field_name, path, root))
-        if not values:
-            return None
-        distinct = list(dict.fromkeys(v.value for v in values))
-        if len(distinct) > 1:
-            where = ", ".join(v.path or repr(v.value) for v in values[:5])
-            raise FieldRefused(
-                f"identity.ambiguous-{field_name.replace('_', '-')}",
-                f"the {self.name} names {len(values)} different values for its {field_name.replace('_', ' ')} "
-                f"({', '.join(repr(d[:64]) for d in distinct[:5])}) at {where}; it must name exactly one",
-                values[0].path,
-            )
-        return distinct[0] or None
+        # XPath's string() of a node-set: the first selected node's value, as a receiver evaluating the
+        # same path reads it. An empty first value is no value; a later node is never read in its place.
+        return _first(read_values(self._evaluate(field_name, path, root))) or None
 
     def message_id(self, root: etree._Element) -> str | None:
         """The sender's message id, or None when the document has none."""
