@@ -15,10 +15,15 @@ from exchanger.xml.markup import XML_WHITESPACE, element_path
 
 @dataclass(frozen=True)
 class FieldValue:
-    """One selected node's value, stripped of surrounding XML whitespace, and where it was found."""
+    """One selected node's value, stripped of surrounding XML whitespace, and the node it was read from."""
 
     value: str
-    path: str | None = None
+    node: object = None
+
+    @property
+    def path(self) -> str | None:
+        """Where the value was found; worked out only when asked, for a refusal, since it walks the siblings."""
+        return _location(self.node) if self.node is not None else None
 
 
 def string_value(item) -> str:
@@ -26,7 +31,8 @@ def string_value(item) -> str:
     if isinstance(item, (etree._Comment, etree._ProcessingInstruction)):
         return item.text or ""
     if isinstance(item, etree._Element):
-        return "".join(item.itertext())
+        # With no child node at all (comment and PI included), .text is the whole of it: the common case, cheaper.
+        return (item.text or "") if len(item) == 0 else "".join(item.itertext())
     if isinstance(item, bool):
         return "true" if item else "false"
     if isinstance(item, float):
@@ -52,7 +58,7 @@ def _location(item) -> str | None:
 def read_values(result) -> list[FieldValue]:
     """Every value an XPath result holds: one per selected node, or the one string, number or boolean it computed."""
     if isinstance(result, list):
-        return [FieldValue(string_value(item).strip(XML_WHITESPACE), _location(item)) for item in result]
+        return [FieldValue(string_value(item).strip(XML_WHITESPACE), item) for item in result]
     if result is None or result == "":
         return []
     return [FieldValue(string_value(result).strip(XML_WHITESPACE))]

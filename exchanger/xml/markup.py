@@ -8,6 +8,8 @@ from exchanger.xml.parser import HostileXML
 
 # XML's own whitespace (production S): a value made of these alone is no value to misread.
 XML_WHITESPACE = " \t\r\n"
+# Names in a refusal come from the attacker's document: keep the receipt and headers small.
+MAX_NAMED = 512
 
 
 class MarkupInText(HostileXML):
@@ -35,6 +37,10 @@ def element_path(element: etree._Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
+def _shortened(text: str) -> str:
+    return text if len(text) <= MAX_NAMED else text[: MAX_NAMED - 1] + "…"
+
+
 def _has_character_data(element: etree._Element) -> bool:
     """True when the element holds text other than whitespace, before or between its child nodes."""
     if (element.text or "").strip(XML_WHITESPACE):
@@ -59,8 +65,8 @@ def refuse_markup_in_text(root: etree._Element) -> None:
         if not _has_character_data(parent):
             continue
         first = next(child for child in parent if isinstance(child, (etree._Comment, etree._ProcessingInstruction)))
-        what = "a comment" if isinstance(first, etree._Comment) else f"processing instruction <?{first.target}?>"
-        path = element_path(parent)
+        what = "a comment" if isinstance(first, etree._Comment) else f"processing instruction <?{first.target[:64]}?>"
+        path = _shortened(element_path(parent))
         raise MarkupInText(
             f"{what} inside the text of {path}: receivers read such a value differently (some stop at the "
             "comment or instruction, some include it); send the value as plain text",
