@@ -317,6 +317,36 @@ def test_disguised_catalogue_fields_route_as_the_plain_document_or_are_refused(e
         assert outcome == case.expected
 
 
+@settings(PROPERTY, max_examples=150)
+@given(data=st.data())
+def test_markup_anywhere_is_refused_exactly_where_it_sits_inside_text(bundled, data):
+    """Any element, catalogue field or not: a comment or PI among its child nodes is refused iff it has text."""
+    case = data.draw(st.sampled_from(bundled))
+    root = parse_untrusted(case.plain).getroot()
+    elements = list(root.iter(etree.Element))
+    target = elements[data.draw(st.integers(0, len(elements) - 1))]
+    markup = data.draw(st.sampled_from([etree.Comment("x"), etree.Comment(""), etree.PI("x"), etree.PI("pi", "1")]))
+    slots = len(target) + 1  # before the first child node, or after any of them
+    at = data.draw(st.integers(0, slots - 1))
+    text = (target.text or "") if at == 0 else (target[at - 1].tail or "")
+    cut = data.draw(st.integers(0, len(text)))
+    if at == 0:
+        target.text, markup.tail = text[:cut], text[cut:]
+    else:
+        target[at - 1].tail, markup.tail = text[:cut], text[cut:]
+    target.insert(at, markup)
+    has_text = bool((target.text or "").strip(XML_WS)) or any((c.tail or "").strip(XML_WS) for c in target)
+    envelope = Envelope(Inbound(_serialise(root)))
+    if has_text:
+        with pytest.raises(Rejected) as refused:
+            Parse(Limits().max_message_bytes)(envelope)
+        (reason,) = refused.value.reasons
+        assert (reason.stage, reason.code, reason.path) == ("parse", "parse.markup-in-text", element_path(target))
+    else:
+        Parse(Limits().max_message_bytes)(envelope)
+    event("refused" if has_text else "allowed")
+
+
 # ---- the onboarded GACC and WCO types ----------------------------------------------------------------------------
 
 
