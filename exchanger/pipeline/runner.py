@@ -13,7 +13,7 @@ from lxml import etree
 
 from exchanger import logging as exchange_logging
 from exchanger import metrics
-from exchanger.catalogue import FieldError, FieldRefused
+from exchanger.catalogue import FieldError
 from exchanger.config import Config
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import Verifier
@@ -218,7 +218,7 @@ class Pipeline:
         if envelope.message_id is None and envelope.message_type is not None:
             # Read from the unverified document only so the sender can match the receipt to what it sent;
             # nothing is decided on it.
-            with contextlib.suppress(FieldError, FieldRefused):
+            with contextlib.suppress(FieldError):
                 envelope.message_id = envelope.message_type.message_id(envelope.tree.getroot())
         headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
         # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
