@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from exchanger.errors import ExchangerError
+from exchanger.field_reader import FieldValue, read_values
 from exchanger.xml.schema import CompiledSchema
 
 
@@ -21,6 +22,16 @@ class FieldError(ExchangerError):
             f"the catalogue entry of {type_name} cannot read {field_name} from this document: "
             f"XPath {expression!r} failed ({error}); the entry in the message catalogue needs correcting"
         )
+
+
+class FieldRefused(Exception):
+    """A catalogue field's value that cannot be read one way only: refused, never guessed."""
+
+    def __init__(self, code: str, message: str, path: str | None = None):
+        self.code = code
+        self.message = message
+        self.path = path
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -44,44 +55,45 @@ class MessageType:
         except etree.XPathError as exc:
             raise FieldError(self.name, field_name, path.path, exc) from None
 
+    def _single(self, field_name: str, path: etree.XPath, root: etree._Element) -> str | None:
+        # XPath's string() of a node-set: the first selected node's value, as a receiver evaluating the
+        # same path reads it. An empty first value is no value; a later node is never read in its place.
+        return _first(read_values(self._evaluate(field_name, path, root))) or None
+
     def message_id(self, root: etree._Element) -> str | None:
         """The sender's message id, or None when the document has none."""
-        return _first_text(self._evaluate("message_id", self.id_path, root))
+        return self._single("message_id", self.id_path, root)
 
     def sender(self, root: etree._Element) -> str | None:
         """The sender the document names, or None."""
-        return _first_text(self._evaluate("sender", self.sender_path, root))
+        return self._single("sender", self.sender_path, root)
 
     def receivers(self, root: etree._Element) -> list[str]:
-        """The receivers the document addresses, in document order, without repeats."""
+        """The receivers the document addresses, in document order, without repeats; an empty one is refused."""
         if self.receivers_path is None:
             return []
         seen: dict[str, None] = {}
-        for value in _texts(self._evaluate("receivers", self.receivers_path, root)):
-            seen.setdefault(value)
+        for found in read_values(self._evaluate("receivers", self.receivers_path, root)):
+            if not found.value:
+                # Skipping it would route the document to fewer receivers than it addresses.
+                raise FieldRefused(
+                    "identity.empty-receiver",
+                    f"the {self.name} addresses a receiver with an empty value"
+                    + (f" at {found.path}" if found.path else "")
+                    + "; name each receiver, or leave the element out",
+                    found.path,
+                )
+            seen.setdefault(found.value)
         return list(seen)
 
     def field_values(self, root: etree._Element) -> dict[str, str]:
-        """Every named field's string value, for routing predicates and logs."""
-        return {name: _first_text(self._evaluate(f"field {name}", path, root)) or "" for name, path in self.fields.items()}
+        """Every named field's value for routing predicates and logs: as XPath's ``string()`` of it, stripped."""
+        return {name: _first(read_values(self._evaluate(f"field {name}", path, root))) for name, path in self.fields.items()}
 
 
-def _texts(result) -> list[str]:
-    if isinstance(result, list):
-        out = []
-        for item in result:
-            text = item.text if isinstance(item, etree._Element) else str(item)
-            if text is not None and text.strip():
-                out.append(text.strip())
-        return out
-    if result is None or result == "":
-        return []
-    return [str(result).strip()]
-
-
-def _first_text(result) -> str | None:
-    values = _texts(result)
-    return values[0] if values else None
+def _first(values: list[FieldValue]) -> str:
+    # XPath's string() of a node-set is its first node's value: $field means what string(path) would.
+    return values[0].value if values else ""
 
 
 class Catalogue:

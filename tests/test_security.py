@@ -247,6 +247,13 @@ def replayed_platform_receipt(kit: Kit) -> bytes:
     return next(p.body for p in disposition.publications if p.type == "PlatformReceipt")
 
 
+def markup_in_value(kit: Kit, value: bytes, disguised: bytes) -> bytes:
+    """The declaration with inspection required, one value written with a comment or PI inside it."""
+    document = kit.document("customs-declaration/valid-with-inspection.xml")
+    assert value in document
+    return document.replace(value, disguised, 1)
+
+
 def corpus(relative: str) -> Callable[[Kit], bytes]:
     def read(_kit: Kit) -> bytes:
         path = CORPUS / relative
@@ -289,7 +296,7 @@ ATTACKS = [
     Attack("corpus-saml-xsw-response4", f"XSW: {XSW_SAML}/response4.xml", corpus(f"{XSW_SAML}/response4.xml"), "verify", "signature.misplaced"),
     Attack("corpus-saml-wrapped-response", f"XSW, signature moved into a foreign element: {XSW_SAML}/wrapped_response_2.xml", corpus(f"{XSW_SAML}/wrapped_response_2.xml"), "verify", "signature.misplaced"),
     Attack("corpus-saml-multiple-assertions", f"two assertions, one signed: {XSW_SAML}/invalids/multiple_assertions.xml", corpus(f"{XSW_SAML}/invalids/multiple_assertions.xml"), "verify", "signature.multiple"),
-    Attack("corpus-saml-comment-injection", f"comment injection in a signed value: {XSW_SAML}/response_node_text_attack.xml", corpus(f"{XSW_SAML}/response_node_text_attack.xml"), "verify", "signature.misplaced"),
+    Attack("corpus-saml-comment-injection", f"comment injection in a signed value: {XSW_SAML}/response_node_text_attack.xml", corpus(f"{XSW_SAML}/response_node_text_attack.xml"), "parse", "parse.markup-in-text"),
     Attack("corpus-xml-crypto-wrapping", f"XSW: {XML_CRYPTO}/valid_saml_signature_wrapping.xml", corpus(f"{XML_CRYPTO}/valid_saml_signature_wrapping.xml"), "verify", "signature.multiple"),
     Attack("corpus-xml-crypto-wrapped-signed-info", f"SignedInfo wrapped: {XML_CRYPTO}/saml_wrapped_signed_info_node.xml", corpus(f"{XML_CRYPTO}/saml_wrapped_signed_info_node.xml"), "verify", "signature.misplaced"),
     Attack("corpus-xml-crypto-two-signed-infos", f"two SignedInfo: {XML_CRYPTO}/saml_multiple_signed_info_nodes.xml", corpus(f"{XML_CRYPTO}/saml_multiple_signed_info_nodes.xml"), "verify", "signature.misplaced"),
@@ -303,6 +310,10 @@ ATTACKS = [
     Attack("xsw-signature-moved-into-child", "the signature moved from the root into dec:Head", xsw_signature_into_child, "validate", "xsd"),
     Attack("xsw-second-base-transfer", "a second, unsigned BaseTransfer naming another receiver", xsw_second_base_transfer, "validate", "xsd"),
     Attack("xsw-duplicate-ids", "a signature by reference to Id=\"D1\" and a forged element with the same Id", xsw_duplicate_ids, "validate", "xsd"),
+    # Markup inside a signed value: receivers that stop at the first child node read another value.
+    Attack("pi-hides-inspection", "a PI inside dec:InspectionRequired, signed, so the exchange would read '' and customs '1'", lambda kit: kit.signed("ent-a", markup_in_value(kit, b"<dec:InspectionRequired>1", b"<dec:InspectionRequired><?x?>1")), "parse", "parse.markup-in-text"),
+    Attack("pi-hides-second-receiver", "a second ReceiverId whose value starts with a PI, signed", lambda kit: kit.signed("ent-a", markup_in_value(kit, b"<cm:ReceiverId>customs</cm:ReceiverId>", b"<cm:ReceiverId>customs</cm:ReceiverId><cm:ReceiverId><?x?>ent-b</cm:ReceiverId>")), "parse", "parse.markup-in-text"),
+    Attack("comment-truncates-message-id", "a comment inside cm:MessageId, signed (the id of receipts and duplicate suppression)", lambda kit: kit.signed("ent-a", markup_in_value(kit, b"<cm:MessageId>ENTA-DEC", b"<cm:MessageId>ENTA<!---->-DEC")), "parse", "parse.markup-in-text"),
     Attack("tampered-after-signing", "the consignee changed after signing", tampered, "verify", "signature.invalid"),
     # Identity: signer, document and connection must be one participant.
     Attack("another-participants-signature", "ent-b's valid signature on a declaration naming ent-a, sent by ent-a", lambda kit: kit.signed("ent-b", kit.document("customs-declaration/valid.xml")), "authenticate", "identity.mismatch"),

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
-from exchanger.catalogue import FieldError
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, Settings, pass_settings
-from exchanger.envelope import Envelope, Inbound
-from exchanger.outcome import Rejected
-from exchanger.pipeline.stages.identify import Identify
-from exchanger.pipeline.stages.parse import Parse
-from exchanger.pipeline.stages.validate import Validate
+from exchanger.pipeline.explain import explain_document
 from exchanger.routing.diff import diff as routing_diff
 
 
@@ -42,47 +37,37 @@ def check(settings, file: Path | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_settings
 def explain(settings, file: Path) -> None:
-    """Show which rules match a document, which do not and why, and where it would go.
+    """Show what the daemon would do with FILE: its refusal, or which rules match, which do not and why.
 
-    The document's signature is not checked here (see `exchanger verify`): explain reads
-    the sender and receivers the document names.
+    The daemon's own stages run: parse, identify, validate, verify and authenticate, as if the
+    signer had published FILE, and fields are read from the signed content as the daemon reads
+    them. An unsigned FILE is not verified: the output says that the daemon would refuse it, then
+    shows routing as if the sender it names had signed it (exit 0 when that routing succeeds).
     """
     config = settings.load()
-    envelope = Envelope(Inbound(file.read_bytes()))
-    try:
-        for stage in (Parse(config.limits.max_message_bytes), Identify(config.catalogue), Validate()):
-            stage(envelope)
-    except Rejected as exc:
-        click.secho(f"{file}: would be rejected before routing:", fg="red")
-        for reason in exc.reasons:
-            click.echo(f"  {reason.describe()}")
-        raise SystemExit(EXIT_FAILED)
-    message_type = envelope.message_type
-    root = envelope.tree.getroot()
-    try:
-        sender_id = message_type.sender(root)
-        receivers = message_type.receivers(root)
-        fields = message_type.field_values(root)
-        message_id = message_type.message_id(root)
-    except FieldError as exc:
-        click.secho(f"{file}: would be rejected: {exc}", fg="red")
-        raise SystemExit(EXIT_FAILED) from None
-    sender = config.registry.get(sender_id or "")
-    click.echo(f"{file}: {message_type.name} {message_id} from {sender_id} to {', '.join(receivers) or '(nobody named)'}")
-    if fields:
-        click.echo("  fields: " + ", ".join(f"{k}={v!r}" for k, v in fields.items()))
-    if sender is None:
-        click.secho(f"  rejected: sender {sender_id!r} is not a participant", fg="red")
-        raise SystemExit(EXIT_FAILED)
-    for verdict in config.table.explain(message_type.name, sender, receivers, root, fields):
+    result = explain_document(config, file.read_bytes())
+    envelope = result.envelope
+    if envelope.message_type is not None and envelope.signed_root is not None and envelope.sender is not None:
+        receivers = ", ".join(envelope.receivers) or "(nobody named)"
+        click.echo(f"{file}: {envelope.message_type.name} {envelope.message_id} from {envelope.sender.id} to {receivers}")
+    if result.signed and envelope.signer is not None:
+        click.echo(f"  signature: verified, signed by {envelope.signer.id}")
+    elif result.unsigned_refusal is not None:
+        click.secho("  signature: NOT VERIFIED (the file is unsigned); the daemon would refuse it as it is:", fg="yellow")
+        for reason in result.unsigned_refusal.reasons:
+            click.echo(f"    {reason.describe()}")
+        click.echo("  routing below is as if the sender it names had signed and sent it")
+    if envelope.fields:
+        click.echo("  fields: " + ", ".join(f"{k}={v!r}" for k, v in envelope.fields.items()))
+    for verdict in result.verdicts:
         mark = click.style("match", fg="green") if verdict.applies else click.style("skip ", fg="yellow")
         click.echo(f"  {mark} {verdict.route.id}: {verdict.why}")
-    try:
-        decision = config.table.decide(message_type.name, sender, receivers, root, fields)
-    except Rejected as exc:
-        click.secho(f"  rejected: {exc.reasons[0].message}", fg="red")
+    if result.rejected is not None:
+        click.secho(f"{file}: would be rejected:", fg="red")
+        for reason in result.rejected.reasons:
+            click.echo(f"  {reason.describe()}")
         raise SystemExit(EXIT_FAILED)
-    for delivery in decision.deliveries:
+    for delivery in result.decision.deliveries:
         approval = f" (shared under {delivery.approval})" if delivery.approval else ""
         click.echo(f"  -> {delivery.to} by {delivery.route}{approval}")
 

@@ -258,15 +258,22 @@ class Pipeline:
         return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
 
 
-def build_pipeline(config: Config, signer: Signer | None = None, receipts: AcceptedReceipts | None = None) -> Pipeline:
-    """Assemble the stages for one configuration version; everything expensive is built here, once."""
-    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path)
-    stages: list[Stage] = [
+def checking_stages(config: Config) -> list[Stage]:
+    """The stages that establish what a message is and who sent it, as the daemon and `routes explain` run them."""
+    return [
         Parse(config.limits.max_message_bytes),
         Identify(config.catalogue),
         Validate(),
         Verify(config.registry, config.trust, Verifier()),
         Authenticate(config.registry, config.broker.daemon_user),
+    ]
+
+
+def build_pipeline(config: Config, signer: Signer | None = None, receipts: AcceptedReceipts | None = None) -> Pipeline:
+    """Assemble the stages for one configuration version; everything expensive is built here, once."""
+    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path)
+    stages: list[Stage] = [
+        *checking_stages(config),
         *([Deduplicate(receipts)] if receipts is not None else []),
         Route(config.table),
         Sign(signer, config.version),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exchanger.catalogue import FieldError
+from exchanger.catalogue import FieldError, FieldRefused
 from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Reason, Rejected
 from exchanger.participants import Participant, Registry
@@ -37,6 +37,8 @@ class Authenticate:
             self._authenticate(envelope)
         except FieldError as exc:
             raise self._reject("catalogue.field-error", str(exc)) from None
+        except FieldRefused as exc:
+            raise Rejected(Reason(self.name, exc.code, exc.message, path=exc.path)) from None
 
     def _authenticate(self, envelope: Envelope) -> None:
         message_type = envelope.message_type

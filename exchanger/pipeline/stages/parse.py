@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from exchanger.envelope import Envelope
 from exchanger.outcome import Reason, Rejected
+from exchanger.xml.markup import refuse_markup_in_text
 from exchanger.xml.parser import HostileXML, parse_untrusted
 
 
 class Parse:
-    """Size limit first, then a parser with no DTD, entities, network or XInclude."""
+    """Size limit first, then a parser with no DTD, entities, network or XInclude, then no markup inside text."""
 
     name = "parse"
 
@@ -17,6 +18,8 @@ class Parse:
 
     def __call__(self, envelope: Envelope) -> None:
         try:
-            envelope.tree = parse_untrusted(envelope.inbound.body, max_bytes=self.max_bytes)
+            tree = parse_untrusted(envelope.inbound.body, max_bytes=self.max_bytes)
+            refuse_markup_in_text(tree.getroot())
         except HostileXML as exc:
-            raise Rejected(Reason(self.name, exc.code, str(exc), line=exc.line)) from None
+            raise Rejected(Reason(self.name, exc.code, str(exc), line=exc.line, path=getattr(exc, "path", None))) from None
+        envelope.tree = tree
