@@ -262,7 +262,7 @@ def build_pipeline(config: Config, signer: Signer | None = None, receipts: Accep
     """Assemble the stages for one configuration version; everything expensive is built here, once."""
     signer = signer or Signer(config.platform.key_path, config.platform.certificate_path)
     stages: list[Stage] = [
-        Parse(config.limits.max_message_bytes),
+        Parse(config.limits.max_message_bytes, config.limits),
         Identify(config.catalogue),
         Validate(),
         Verify(config.registry, config.trust, Verifier()),
