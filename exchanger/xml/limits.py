@@ -217,19 +217,29 @@ def _check_namespaces(root: etree._Element, limits: StructuralLimits) -> None:
             raise LimitExceeded(
                 "limits.namespaces-in-scope",
                 f"more than {limits.max_namespaces_in_scope} namespaces are in scope at an element",
-                _declaring(root, total),
+                _first_with_many_in_scope(root, limits.max_namespaces_in_scope),
             )
 
 
 def _declaring(root: etree._Element, number: int) -> etree._Element | None:
-    """The element that makes the given declaration (1-based, in document order): only to locate a refusal."""
+    """The element that makes the given declaration (1-based, in document order): only to locate a refusal.
+
+    Up to that element no more namespaces are in scope than the limit allows, so each nsmap read here is short.
+    """
     seen = 0
-    for event, item in etree.iterwalk(root, events=("start-ns", "start")):
-        if event == "start-ns":
-            seen += 1
-        elif seen >= number:
-            return item
+    for element in root.iter(etree.Element):
+        parent = element.getparent()
+        inherited = parent.nsmap if parent is not None else {}
+        # A redeclaration with the same URI is not visible here: the element found may then be a later one.
+        seen += sum(1 for prefix, uri in element.nsmap.items() if inherited.get(prefix) != uri)
+        if seen >= number:
+            return element
     return None
+
+
+def _first_with_many_in_scope(root: etree._Element, limit: int) -> etree._Element | None:
+    """The first element with more than limit namespaces in scope: each nsmap before it holds limit at most."""
+    return next((element for element in root.iter(etree.Element) if len(element.nsmap) > limit), None)
 
 
 _LONG_TEXT = etree.XPath(
