@@ -137,22 +137,27 @@ def parse_within(
 
 
 def _parse_counting_elements(data: bytes, limits: StructuralLimits, parser_options: dict) -> etree._Element:
-    """Parse with a pull parser, abandoning the document at its first element over max_elements."""
+    """Parse with a pull parser, abandoning the document at its first element over max_elements.
+
+    Every 1024th element's depth is also checked (its ancestors, fewer than libxml2's 256), so that a document
+    of many deeply nested elements, each costlier to read, is abandoned early too.
+    """
     parser = etree.XMLPullParser(events=("start",), **parser_options)
     count = 0
-    for start in range(0, len(data), _SLICE):
-        parser.feed(data[start : start + _SLICE])
+    root = None
+    for start in (*range(0, len(data), _SLICE), None):
+        if start is not None:
+            parser.feed(data[start : start + _SLICE])
+        else:
+            root = parser.close()
         for _, element in parser.read_events():
             count += 1
             if count > limits.max_elements:
                 raise LimitExceeded(
                     "limits.elements", f"the document has more than {limits.max_elements} elements", element
                 )
-    root = parser.close()
-    for _, element in parser.read_events():
-        count += 1
-        if count > limits.max_elements:
-            raise LimitExceeded("limits.elements", f"the document has more than {limits.max_elements} elements", element)
+            if not count % 1024 and sum(1 for _ in element.iterancestors()) >= limits.max_depth:
+                raise LimitExceeded("limits.depth", f"elements are nested more than {limits.max_depth} deep", element)
     return root
 
 
