@@ -13,9 +13,9 @@ from exchanger.xml.parser import HARDENED_OPTIONS, trusted_schema_parser
 
 # Re-read in slices so that a flood of errors is abandoned after at most one slice's worth of them.
 _SLICE = 16 * 1024
-# Up to this size a document with many errors is validated as a tree too, for its errors' lines and paths: few
-# enough elements that the paths (each costs time in proportion to the element's siblings) stay cheap.
-_TREE_VALIDATION_BYTES = 64 * 1024
+# Up to this size a document is validated as a tree directly, errors with lines and paths: few enough elements
+# that building every error's path (each costs time in proportion to the element's siblings) stays cheap.
+TREE_VALIDATION_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,10 @@ class CompiledSchema:
 
         libxml2 records every error of a tree validation, each with its element path, which costs time
         proportional to the element's siblings: a document with many wrong elements costs quadratic time.
-        So libxml2 first validates ``source`` (the bytes ``tree`` was parsed from) while re-reading it, an
-        error costing its message only, and stops after the slice in which the count passes ``limit``; a
-        document with few errors, or a small one, is then validated as a tree for its errors' lines and paths.
-        A large document with many errors gets its first errors' messages, without line or path.
+        So a larger document is first validated by libxml2 while it re-reads ``source`` (the bytes ``tree`` was
+        parsed from), an error costing its message only, stopping after the slice in which the count passes
+        ``limit``; only if it has few errors is it validated as a tree, for their lines and paths. A large
+        document with many errors gets its first errors' messages, without line or path.
         """
         if self.engine == "xmlschema":
             found = list(itertools.islice(self._validator().iter_errors(tree), limit + 1))
@@ -113,12 +113,12 @@ class CompiledSchema:
                 [SchemaViolation(getattr(e, "sourceline", None), e.path, e.reason or str(e)) for e in found[:limit]],
                 len(found) > limit,
             )
-        streamed, more = self._streamed(source, limit)
-        if not streamed:
-            return CappedViolations([], False)
-        if more and len(source) > _TREE_VALIDATION_BYTES:
-            return CappedViolations(streamed, True)
-        return CappedViolations(self.violations(tree)[:limit], more)
+        if len(source) > TREE_VALIDATION_BYTES:
+            streamed, more = self._streamed(source, limit)
+            if not streamed or more:
+                return CappedViolations(streamed, more)
+        found = self.violations(tree)
+        return CappedViolations(found[:limit], len(found) > limit)
 
     def _streamed(self, source: bytes, limit: int) -> tuple[list[SchemaViolation], bool]:
         parser = etree.XMLParser(schema=self._validator(), **HARDENED_OPTIONS)
