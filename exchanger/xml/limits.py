@@ -169,7 +169,7 @@ def check_tree(root: etree._Element, limits: StructuralLimits, bounds: _ByteBoun
     if not bounds.rule_out("namespaces", min(limits.max_namespace_declarations, limits.max_namespaces_in_scope)):
         _check_namespaces(root, limits)
     if not bounds.rule_out_text(limits.max_text_bytes):
-        _check_texts(root, limits.max_text_bytes)
+        _check_texts(root, limits.max_text_bytes, bounds)
     _check_signed_info(root, limits.max_signed_info_bytes)
 
 
@@ -247,15 +247,28 @@ def _first_with_many_in_scope(root: etree._Element, limit: int) -> etree._Elemen
     return next((element for element in root.iter(etree.Element) if len(element.nsmap) > limit), None)
 
 
-_LONG_TEXT = etree.XPath(
-    "//text()[string-length() > $floor] | //@*[string-length() > $floor]"
-    " | //comment()[string-length() > $floor] | //processing-instruction()[string-length() > $floor]"
-)
+_LONG = "[string-length() > $floor]"
+_TEXT_KINDS = {"text": "//text()", "attribute": "//@*", "comment": "//comment()", "pi": "//processing-instruction()"}
 
 
-def _check_texts(root: etree._Element, max_text: int) -> None:
+@functools.lru_cache(maxsize=16)
+def _long_texts(kinds: tuple[str, ...]) -> etree.XPath:
+    return etree.XPath(" | ".join(_TEXT_KINDS[kind] + _LONG for kind in kinds))
+
+
+def _text_kinds(bounds: _ByteBounds | None) -> tuple[str, ...]:
+    """Which kinds of text the document can hold: from its bytes when they tell (each kind is one more pass)."""
+    if bounds is None or not bounds.ascii_compatible:
+        return tuple(_TEXT_KINDS)
+    data = bounds.data
+    present = {"text": True, "attribute": b"=" in data, "comment": b"<!--" in data, "pi": data.count(b"<?") > 1}
+    return tuple(kind for kind, here in present.items() if here)
+
+
+def _check_texts(root: etree._Element, max_text: int, bounds: _ByteBounds | None = None) -> None:
     # A text of max_text // 4 characters or fewer fits in max_text UTF-8 bytes; libxml2 finds the longer ones.
-    for node in (*_LONG_TEXT(root.getroottree(), floor=max_text // 4), *_outside_root(root)):
+    found = _long_texts(_text_kinds(bounds))(root.getroottree(), floor=max_text // 4)
+    for node in (*found, *_outside_root(root)):
         size = _utf8_len(str(node) if isinstance(node, str) else node.text)
         if size > max_text:
             owner = node.getparent() if isinstance(node, str) else node
@@ -315,7 +328,7 @@ def measure(root: etree._Element) -> Shape:
             in_scope[prefix] -= 1
             if not in_scope[prefix]:
                 del in_scope[prefix]
-    for node in (*_LONG_TEXT(root.getroottree(), floor=-1), *_outside_root(root)):
+    for node in (*_long_texts(tuple(_TEXT_KINDS))(root.getroottree(), floor=-1), *_outside_root(root)):
         shape.text_bytes = max(shape.text_bytes, _utf8_len(str(node) if isinstance(node, str) else node.text))
     for signed_info in root.iter(DS_SIGNED_INFO):
         shape.signed_info_bytes = max(shape.signed_info_bytes, len(etree.tostring(signed_info, with_tail=False)))
