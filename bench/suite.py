@@ -301,6 +301,7 @@ class Run:
 
     def hostile(self) -> None:
         self.results["hostile"] = hostile.run(self.say, quick=self.profile.name == "quick")
+        self.results["hostile"]["before"] = hostile.BEFORE
 
     def run(self, out_dir: Path) -> dict:
         self.say(f"profile {self.profile.name}, {self.workers} worker(s); machine: {self.results['machine']['cores']} cores "
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.hostile:
         results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
         measured = hostile.run(print, quick=args.profile == "quick")
+        measured["before"] = hostile.BEFORE
         print(hostile.markdown(measured))
         if results is None:
             (out / "hostile.json").write_text(json.dumps(measured, indent=1))

@@ -9,7 +9,7 @@ parser and abandoned at the first element over the limit, before the rest of its
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -333,7 +333,3 @@ def measure(root: etree._Element) -> Shape:
     for signed_info in root.iter(DS_SIGNED_INFO):
         shape.signed_info_bytes = max(shape.signed_info_bytes, len(etree.tostring(signed_info, with_tail=False)))
     return shape
-
-
-UNLIMITED = StructuralLimits(**{f.name: 2**62 for f in fields(StructuralLimits)})
-"""Limits nothing."""
