@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from bench import hostile
+
 ANALYSIS = "## Analysis"
 TARGET_RATE = 2000
 TARGET_NAIVE = 5
@@ -436,6 +438,8 @@ CPU seconds per drain, read from /proc (worker processes, the broker's Erlang VM
 {_cpu_markdown(results)}
 
 """
+    if results.get("hostile"):
+        text += hostile.markdown(results["hostile"]) + "\n"
     path.write_text(text + (kept or f"{ANALYSIS}\n\n(none yet)\n"))
 
 

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench import ceiling, deployment, inprocess, machine, naive, report, throughput
+from bench import ceiling, deployment, hostile, inprocess, machine, naive, report, throughput
 from bench.processes import Daemon, Group, wait_for_quiet
 from bench.workload import KB, SIZES, Batch, Generator
 
@@ -299,6 +299,10 @@ class Run:
         batch = gen.batch(SIZES["2KB"], count)
         self.step("exchanger backlog", self.exchanger_drain, f"2KB-rsa-w{self.workers} backlog", rsa, batch, self.workers)
 
+    def hostile(self) -> None:
+        self.results["hostile"] = hostile.run(self.say, quick=self.profile.name == "quick")
+        self.results["hostile"]["before"] = hostile.BEFORE
+
     def run(self, out_dir: Path) -> dict:
         self.say(f"profile {self.profile.name}, {self.workers} worker(s); machine: {self.results['machine']['cores']} cores "
                  f"{self.results['machine']['cpu']}, load average {self.results['machine']['load_average_at_start']}")
@@ -313,6 +317,7 @@ class Run:
             self.scale_sweep(rsa, gen)
             self.step("ECDSA deployment", self.algorithm_sweep)
             self.backlog(rsa, gen)
+            self.step("hostile-input cost", self.hostile)
         finally:
             for dep in self.deployments:
                 dep.close()
@@ -335,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers of the headline run (default 2)")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, sweeps.png and results.json go")
     parser.add_argument("--report-only", action="store_true", help="rebuild the table, RESULTS.md and chart from results.json")
+    parser.add_argument("--hostile", action="store_true",
+                        help="only the hostile-input cost section (a few minutes, no broker traffic); kept with the "
+                             "other results in results.json and RESULTS.md")
     args = parser.parse_args(argv)
     # Clean up (vhost, broker users, temporary keys) when stopped, even when started in the background.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -343,6 +351,17 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         results = json.loads((out / "results.json").read_text())
+    elif args.hostile:
+        results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
+        measured = hostile.run(print, quick=args.profile == "quick")
+        measured["before"] = hostile.BEFORE
+        print(hostile.markdown(measured))
+        if results is None:
+            (out / "hostile.json").write_text(json.dumps(measured, indent=1))
+            print(f"written: {out / 'hostile.json'} (no results.json to add it to)")
+            return 0
+        results["hostile"] = measured
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     else:
         profile = PROFILES[args.profile or "default"]
         if args.messages:

@@ -150,7 +150,7 @@ def load_config(path: Path | str) -> Config:
 
     limits_data = data.get("limits") or {}
     broker_data = data.get("broker") or {}
-    limits = Limits(_positive_int(limits_data, "max_message_bytes", Limits.max_message_bytes, "limits", problems))
+    limits = Limits(**{key: _positive_int(limits_data, key, getattr(Limits, key), "limits", problems) for key in Limits.keys()})
     broker = BrokerSettings(
         delivery_limit=_positive_int(broker_data, "delivery_limit", BrokerSettings.delivery_limit, "broker", problems),
         prefetch=_positive_int(broker_data, "prefetch", BrokerSettings.prefetch, "broker", problems),

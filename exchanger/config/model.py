@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from cryptography import x509
@@ -11,6 +11,7 @@ from exchanger.catalogue import Catalogue
 from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
 from exchanger.routing import RoutingTable
+from exchanger.xml.limits import StructuralLimits
 
 DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
@@ -27,10 +28,15 @@ def file_stamps(files) -> dict[Path, float]:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Bounds on what one message may cost."""
+class Limits(StructuralLimits):
+    """Bounds on what one message may cost: its size, checked first, then its shape (exchanger.xml.limits)."""
 
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The keys routes.yaml's ``limits:`` section accepts, one per field."""
+        return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)

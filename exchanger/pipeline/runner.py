@@ -261,7 +261,7 @@ class Pipeline:
 def checking_stages(config: Config) -> list[Stage]:
     """The stages that establish what a message is and who sent it, as the daemon and `routes explain` run them."""
     return [
-        Parse(config.limits.max_message_bytes),
+        Parse(config.limits.max_message_bytes, config.limits),
         Identify(config.catalogue),
         Validate(),
         Verify(config.registry, config.trust, Verifier()),

@@ -7,6 +7,7 @@ import threading
 from lxml import etree
 
 from exchanger.errors import ExchangerError
+from exchanger.xml.limits import LimitExceeded, StructuralLimits, parse_within
 
 _DOCTYPE_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
 _local = threading.local()
@@ -15,22 +16,23 @@ _local = threading.local()
 class HostileXML(ExchangerError, ValueError):
     """The input is not acceptable XML; ``code`` says why, ``line`` where when known."""
 
-    def __init__(self, code: str, message: str, line: int | None = None):
+    def __init__(self, code: str, message: str, line: int | None = None, path: str | None = None):
         super().__init__(message)
         self.code = code
         self.line = line
+        self.path = path
+
+
+# huge_tree=False keeps libxml2's depth and text-size limits on; resolve_entities=False
+# leaves any entity reference unexpanded, and every DOCTYPE is refused right after.
+HARDENED_OPTIONS: dict = dict(
+    resolve_entities=False, load_dtd=False, dtd_validation=False, no_network=True, huge_tree=False
+)
+"""The options of every parser that reads message bytes."""
 
 
 def _untrusted_parser() -> etree.XMLParser:
-    # huge_tree=False keeps libxml2's depth and text-size limits on; resolve_entities=False
-    # leaves any entity reference unexpanded, and every DOCTYPE is refused right after.
-    return etree.XMLParser(
-        resolve_entities=False,
-        load_dtd=False,
-        dtd_validation=False,
-        no_network=True,
-        huge_tree=False,
-    )
+    return etree.XMLParser(**HARDENED_OPTIONS)
 
 
 def _parser() -> etree.XMLParser:
@@ -41,8 +43,13 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-def parse_untrusted(data: bytes, *, max_bytes: int | None = None) -> etree._ElementTree:
-    """Parse message bytes, refusing oversize input, DOCTYPEs, entities and malformed XML."""
+def parse_untrusted(
+    data: bytes, *, max_bytes: int | None = None, limits: StructuralLimits | None = None
+) -> etree._ElementTree:
+    """Parse message bytes, refusing oversize input, DOCTYPEs, entities, malformed XML and, given limits, a hostile shape.
+
+    Without limits only libxml2's own bounds apply: for bytes the exchange produced itself.
+    """
     if max_bytes is not None and len(data) > max_bytes:
         raise HostileXML("size.exceeded", f"message is {len(data)} bytes, over the limit of {max_bytes} bytes")
     if not data.strip():
@@ -52,10 +59,15 @@ def parse_untrusted(data: bytes, *, max_bytes: int | None = None) -> etree._Elem
     if any(marker in head for marker in _DOCTYPE_MARKERS):
         raise HostileXML("parse.doctype", "a DOCTYPE or entity declaration is not allowed in messages")
     try:
-        root = etree.fromstring(data, _parser())
+        if limits is None:
+            root = etree.fromstring(data, _parser())
+        else:
+            root = parse_within(data, limits, _parser(), HARDENED_OPTIONS)
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else None
         raise HostileXML("parse.malformed", f"not well-formed XML: {exc.msg}", line) from None
+    except LimitExceeded as exc:
+        raise HostileXML(exc.code, str(exc), exc.line, exc.path) from None
     tree = root.getroottree()
     docinfo = tree.docinfo
     # UTF-16 input or a DOCTYPE after a long prolog escapes the byte scan; the parsed docinfo does not.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,13 @@ from pathlib import Path
 from lxml import etree
 
 from exchanger.errors import ExchangerError
-from exchanger.xml.parser import trusted_schema_parser
+from exchanger.xml.parser import HARDENED_OPTIONS, trusted_schema_parser
+
+# Re-read in slices so that a flood of errors is abandoned after at most one slice's worth of them.
+_SLICE = 16 * 1024
+# Up to this size a document is validated as a tree directly, errors with lines and paths: few enough elements
+# that building every error's path (each costs time in proportion to the element's siblings) stays cheap.
+TREE_VALIDATION_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,14 @@ class SchemaViolation:
     line: int | None
     path: str | None
     message: str
+
+
+@dataclass(frozen=True)
+class CappedViolations:
+    """At most ``limit`` violations of a document; ``more`` says whether others were left uncounted."""
+
+    violations: list[SchemaViolation]
+    more: bool
 
 
 class SchemaLoadError(ExchangerError, ValueError):
@@ -82,3 +97,45 @@ class CompiledSchema:
         if validator.validate(tree):
             return []
         return [SchemaViolation(err.line or None, err.path or None, err.message) for err in validator.error_log]
+
+    def capped_violations(self, tree: etree._ElementTree, source: bytes, limit: int) -> CappedViolations:
+        """Validate a document, building at most about ``limit`` error objects however many errors it holds.
+
+        libxml2 records every error of a tree validation, each with its element path, which costs time
+        proportional to the element's siblings: a document with many wrong elements costs quadratic time.
+        So a larger document is first validated by libxml2 while it re-reads ``source`` (the bytes ``tree`` was
+        parsed from), an error costing its message only, stopping after the slice in which the count passes
+        ``limit``; only if it has few errors is it validated as a tree, for their lines and paths. A large
+        document with many errors gets its first errors' messages, without line or path.
+        """
+        if self.engine == "xmlschema":
+            found = list(itertools.islice(self._validator().iter_errors(tree), limit + 1))
+            return CappedViolations(
+                [SchemaViolation(getattr(e, "sourceline", None), e.path, e.reason or str(e)) for e in found[:limit]],
+                len(found) > limit,
+            )
+        if len(source) > TREE_VALIDATION_BYTES:
+            streamed, more = self._streamed(source, limit)
+            if not streamed or more:
+                return CappedViolations(streamed, more)
+        found = self.violations(tree)
+        return CappedViolations(found[:limit], len(found) > limit)
+
+    def _streamed(self, source: bytes, limit: int) -> tuple[list[SchemaViolation], bool]:
+        parser = etree.XMLParser(schema=self._validator(), **HARDENED_OPTIONS)
+        for start in range(0, len(source), _SLICE):
+            parser.feed(source[start : start + _SLICE])
+            # feed_error_log is a copy: read once per slice, it stays short because the loop ends past the limit.
+            log = parser.feed_error_log
+            if len(log) > limit:
+                return _located(log, limit), True
+        try:
+            parser.close()
+        except etree.XMLSyntaxError:
+            pass  # the errors are in the log
+        return _located(parser.feed_error_log, limit), False
+
+
+def _located(log, limit: int) -> list[SchemaViolation]:
+    errors = (e for e in log if e.level >= etree.ErrorLevels.ERROR)
+    return [SchemaViolation(e.line or None, None, e.message) for e in itertools.islice(errors, limit)]

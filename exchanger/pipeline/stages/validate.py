@@ -9,16 +9,20 @@ MAX_REPORTED = 20
 
 
 class Validate:
-    """XSD validation; every violation is reported with its line and element path."""
+    """XSD validation; the first violations are reported with their line and, when few, element path.
+
+    At most MAX_REPORTED error objects are built (plus what one re-read slice holds): a document with a
+    flood of errors costs the same as one with a handful.
+    """
 
     name = "validate"
 
     def __call__(self, envelope: Envelope) -> None:
-        violations = envelope.message_type.schema.violations(envelope.tree)
-        if violations:
-            reasons = [
-                Reason(self.name, "xsd", v.message, line=v.line, path=v.path) for v in violations[:MAX_REPORTED]
-            ]
-            if len(violations) > MAX_REPORTED:
-                reasons.append(Reason(self.name, "xsd", f"{len(violations) - MAX_REPORTED} more violations not shown"))
+        found = envelope.message_type.schema.capped_violations(envelope.tree, envelope.inbound.body, MAX_REPORTED)
+        if found.violations:
+            reasons = [Reason(self.name, "xsd", v.message, line=v.line, path=v.path) for v in found.violations]
+            if found.more:
+                reasons.append(
+                    Reason(self.name, "xsd", f"more violations follow; only the first {MAX_REPORTED} are reported")
+                )
             raise Rejected(reasons)

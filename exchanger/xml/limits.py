@@ -1,0 +1,335 @@
+"""Structural limits on untrusted XML, checked in linear time before canonicalization, validation or crypto.
+
+Bounds read off the raw bytes in C first (an element needs a "<", a namespace declaration the letters
+"xmlns", an attribute a "="), so a document that cannot cross a limit pays almost nothing; only what the
+bytes cannot rule out is counted exactly. A document that may hold too many elements is read with a pull
+parser and abandoned at the first element over the limit, before the rest of its tree is built.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from lxml import etree
+
+DS_SIGNED_INFO = "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"
+
+# The defaults: far above the largest real document measured (bench/RESULTS.md, "Hostile-input cost", lists
+# the corpus maxima), and low enough that every step after parsing stays linear and cheap.
+DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_ELEMENTS = 500_000
+DEFAULT_MAX_ATTRIBUTES_PER_ELEMENT = 64
+DEFAULT_MAX_NAMESPACE_DECLARATIONS = 10_000
+DEFAULT_MAX_NAMESPACES_IN_SCOPE = 64
+DEFAULT_MAX_TEXT_BYTES = 1024 * 1024
+DEFAULT_MAX_SIGNED_INFO_BYTES = 64 * 1024
+
+CODES = (
+    "limits.depth",
+    "limits.elements",
+    "limits.attributes",
+    "limits.namespaces",
+    "limits.namespaces-in-scope",
+    "limits.text",
+    "limits.signed-info",
+)
+
+# Encodings in which every ASCII character is the one byte of itself, so byte counts bound character counts,
+# and a character takes at most twice as many bytes in UTF-8 as here.
+_ASCII_COMPATIBLE = frozenset({"UTF-8", "US-ASCII", "ASCII", "ISO-8859-1", "LATIN1", "GBK", "GB2312", "GB18030"})
+_SLICE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class StructuralLimits:
+    """Bounds on a document's shape; each is a positive whole number."""
+
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_elements: int = DEFAULT_MAX_ELEMENTS
+    max_attributes_per_element: int = DEFAULT_MAX_ATTRIBUTES_PER_ELEMENT
+    max_namespace_declarations: int = DEFAULT_MAX_NAMESPACE_DECLARATIONS
+    max_namespaces_in_scope: int = DEFAULT_MAX_NAMESPACES_IN_SCOPE
+    # UTF-8 bytes of one text node, CDATA section, comment, processing instruction or attribute value.
+    max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+    # UTF-8 bytes of the outermost ds:SignedInfo serialized on its own (with the namespace declarations it uses).
+    max_signed_info_bytes: int = DEFAULT_MAX_SIGNED_INFO_BYTES
+
+
+class LimitExceeded(ValueError):
+    """A document crossed a structural limit: ``code`` is one of CODES, ``line`` and ``path`` say where."""
+
+    def __init__(self, code: str, message: str, node: etree._Element | None = None):
+        super().__init__(message)
+        self.code = code
+        self.line = node.sourceline if node is not None else None
+        self.path = _path(node)
+
+
+def _path(node: etree._Element | None) -> str | None:
+    if node is None:
+        return None
+    if not isinstance(node.tag, str):
+        node = node.getparent()
+    return node.getroottree().getpath(node) if node is not None else None
+
+
+def _utf8_len(text: str | None) -> int:
+    if not text:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _declared_encoding(head: bytes) -> str:
+    """The encoding an XML declaration at the start of head names, upper-cased; UTF-8 when it names none."""
+    if not head.startswith(b"<?xml"):
+        return "UTF-8"
+    declaration = head[: head.find(b"?>")]
+    at = declaration.find(b"encoding")
+    if at < 0:
+        return "UTF-8"
+    value = declaration[at + len(b"encoding") :].lstrip().removeprefix(b"=").lstrip()
+    quote = value[:1]
+    return value[1:].split(quote, 1)[0].decode("ascii", "replace").upper() if quote in (b'"', b"'") else "?"
+
+
+class _ByteBounds:
+    """What the raw bytes rule out, cheaply: from their length in any encoding, from counts of ASCII markers in
+    an ASCII-compatible one (where every ASCII character is the one byte of itself)."""
+
+    # The fewest bytes each thing takes in any encoding ("<a/>", " a=''", " xmlns=''"), and its marker.
+    _SHAPES = {"elements": (4, b"<"), "attributes": (5, b"="), "namespaces": (9, b"xmlns")}
+
+    def __init__(self, data: bytes):
+        self.data = data
+        head = data[:256].removeprefix(b"\xef\xbb\xbf")
+        # Anything else (UTF-16, UTF-32, EBCDIC, a leading blank) is counted exactly, not from the bytes.
+        self.ascii_compatible = head.startswith(b"<") and _declared_encoding(head) in _ASCII_COMPATIBLE
+
+    def rule_out(self, kind: str, threshold: int) -> bool:
+        """True when the document cannot hold more than threshold of kind (elements, attributes, namespaces)."""
+        fewest_bytes, marker = self._SHAPES[kind]
+        if len(self.data) // fewest_bytes <= threshold:
+            return True
+        return self.ascii_compatible and self.data.count(marker) <= threshold
+
+    def rule_out_text(self, max_bytes: int) -> bool:
+        """True when no text can exceed max_bytes in UTF-8 (4 bytes at most per character, 1 at least)."""
+        return 4 * len(self.data) <= max_bytes
+
+
+def parse_within(
+    data: bytes, limits: StructuralLimits, parser: etree.XMLParser, parser_options: dict
+) -> etree._Element:
+    """Parse data with parser (or, when it may hold too many elements, a pull parser with the same options)
+    and check it against the limits; raise LimitExceeded or etree.XMLSyntaxError."""
+    bounds = _ByteBounds(data)
+    if bounds.rule_out("elements", limits.max_elements):
+        root = etree.fromstring(data, parser)
+    else:
+        root = _parse_counting_elements(data, limits, parser_options)
+    if bounds.ascii_compatible and (root.getroottree().docinfo.encoding or "UTF-8").upper() not in _ASCII_COMPATIBLE:
+        bounds.ascii_compatible = False  # libxml2 read it otherwise than its first bytes suggested
+        if len(data) // 4 > limits.max_elements and len(list(root.iter())) > limits.max_elements:
+            raise LimitExceeded("limits.elements", f"the document has more than {limits.max_elements} elements", root)
+    check_tree(root, limits, bounds)
+    return root
+
+
+def _parse_counting_elements(data: bytes, limits: StructuralLimits, parser_options: dict) -> etree._Element:
+    """Parse with a pull parser, abandoning the document at its first element over max_elements.
+
+    Every 1024th element's depth is also checked (its ancestors, fewer than libxml2's 256), so that a document
+    of many deeply nested elements, each costlier to read, is abandoned early too.
+    """
+    parser = etree.XMLPullParser(events=("start",), **parser_options)
+    count = 0
+    root = None
+    for start in (*range(0, len(data), _SLICE), None):
+        if start is not None:
+            parser.feed(data[start : start + _SLICE])
+        else:
+            root = parser.close()
+        for _, element in parser.read_events():
+            count += 1
+            if count > limits.max_elements:
+                raise LimitExceeded(
+                    "limits.elements", f"the document has more than {limits.max_elements} elements", element
+                )
+            if not count % 1024 and sum(1 for _ in element.iterancestors()) >= limits.max_depth:
+                raise LimitExceeded("limits.depth", f"elements are nested more than {limits.max_depth} deep", element)
+    return root
+
+
+def check_tree(root: etree._Element, limits: StructuralLimits, bounds: _ByteBounds) -> None:
+    """Check a parsed document against every limit but the element count; each check is one linear pass at most."""
+    _check_depth(root, limits.max_depth)
+    if not bounds.rule_out("attributes", limits.max_attributes_per_element):
+        _check_attributes(root, limits.max_attributes_per_element)
+    if not bounds.rule_out("namespaces", min(limits.max_namespace_declarations, limits.max_namespaces_in_scope)):
+        _check_namespaces(root, limits)
+    if not bounds.rule_out_text(limits.max_text_bytes):
+        _check_texts(root, limits.max_text_bytes, bounds)
+    _check_signed_info(root, limits.max_signed_info_bytes)
+
+
+@functools.lru_cache(maxsize=16)
+def _deeper_than(depth: int) -> etree.XPath:
+    # libxml2 evaluates one step per level over that level's elements only: linear in the element count.
+    return etree.XPath("/" + "/".join(["*"] * (depth + 1)))
+
+
+def _check_depth(root: etree._Element, max_depth: int) -> None:
+    too_deep = _deeper_than(max_depth)(root)
+    if too_deep:
+        raise LimitExceeded("limits.depth", f"elements are nested more than {max_depth} deep", too_deep[0])
+
+
+def _check_attributes(root: etree._Element, max_attributes: int) -> None:
+    for element in root.iter(etree.Element):
+        attributes = element.attrib
+        if attributes and len(attributes) > max_attributes:
+            raise LimitExceeded(
+                "limits.attributes",
+                f"an element has {len(attributes)} attributes, over the limit of {max_attributes}",
+                element,
+            )
+
+
+def _check_namespaces(root: etree._Element, limits: StructuralLimits) -> None:
+    """Count the declarations, and those in scope, from the declarations alone: lxml's nsmap per element is quadratic."""
+    declared: list[str] = []  # prefixes of the declarations in scope, innermost last
+    in_scope: dict[str, int] = {}
+    total = 0
+    for event, item in etree.iterwalk(root, events=("start-ns", "end-ns")):
+        if event == "end-ns":
+            prefix = declared.pop()
+            in_scope[prefix] -= 1
+            if not in_scope[prefix]:
+                del in_scope[prefix]
+            continue
+        total += 1
+        prefix = item[0]
+        declared.append(prefix)
+        in_scope[prefix] = in_scope.get(prefix, 0) + 1
+        if total > limits.max_namespace_declarations:
+            raise LimitExceeded(
+                "limits.namespaces",
+                f"the document declares more than {limits.max_namespace_declarations} namespaces",
+                _declaring(root, total),
+            )
+        if len(in_scope) > limits.max_namespaces_in_scope:
+            raise LimitExceeded(
+                "limits.namespaces-in-scope",
+                f"more than {limits.max_namespaces_in_scope} namespaces are in scope at an element",
+                _first_with_many_in_scope(root, limits.max_namespaces_in_scope),
+            )
+
+
+def _declaring(root: etree._Element, number: int) -> etree._Element | None:
+    """The element that makes the given declaration (1-based, in document order): only to locate a refusal.
+
+    Up to that element no more namespaces are in scope than the limit allows, so each nsmap read here is short.
+    """
+    seen = 0
+    for element in root.iter(etree.Element):
+        parent = element.getparent()
+        inherited = parent.nsmap if parent is not None else {}
+        # A redeclaration with the same URI is not visible here: the element found may then be a later one.
+        seen += sum(1 for prefix, uri in element.nsmap.items() if inherited.get(prefix) != uri)
+        if seen >= number:
+            return element
+    return None
+
+
+def _first_with_many_in_scope(root: etree._Element, limit: int) -> etree._Element | None:
+    """The first element with more than limit namespaces in scope: each nsmap before it holds limit at most."""
+    return next((element for element in root.iter(etree.Element) if len(element.nsmap) > limit), None)
+
+
+_LONG = "[string-length() > $floor]"
+_TEXT_KINDS = {"text": "//text()", "attribute": "//@*", "comment": "//comment()", "pi": "//processing-instruction()"}
+
+
+@functools.lru_cache(maxsize=16)
+def _long_texts(kinds: tuple[str, ...]) -> etree.XPath:
+    return etree.XPath(" | ".join(_TEXT_KINDS[kind] + _LONG for kind in kinds))
+
+
+def _text_kinds(bounds: _ByteBounds | None) -> tuple[str, ...]:
+    """Which kinds of text the document can hold: from its bytes when they tell (each kind is one more pass)."""
+    if bounds is None or not bounds.ascii_compatible:
+        return tuple(_TEXT_KINDS)
+    data = bounds.data
+    present = {"text": True, "attribute": b"=" in data, "comment": b"<!--" in data, "pi": data.count(b"<?") > 1}
+    return tuple(kind for kind, here in present.items() if here)
+
+
+def _check_texts(root: etree._Element, max_text: int, bounds: _ByteBounds | None = None) -> None:
+    # A text of max_text // 4 characters or fewer fits in max_text UTF-8 bytes; libxml2 finds the longer ones.
+    found = _long_texts(_text_kinds(bounds))(root.getroottree(), floor=max_text // 4)
+    for node in (*found, *_outside_root(root)):
+        size = _utf8_len(str(node) if isinstance(node, str) else node.text)
+        if size > max_text:
+            owner = node.getparent() if isinstance(node, str) else node
+            what = "an attribute value" if getattr(node, "is_attribute", False) else "a text"
+            raise LimitExceeded("limits.text", f"{what} is {size} bytes long, over the limit of {max_text}", owner)
+
+
+def _outside_root(root: etree._Element):
+    return (*root.itersiblings(preceding=True), *root.itersiblings())
+
+
+def _check_signed_info(root: etree._Element, max_bytes: int) -> None:
+    for signed_info in root.iter(DS_SIGNED_INFO):
+        if any(True for _ in signed_info.iterancestors(DS_SIGNED_INFO)):
+            continue  # counted within the outermost one
+        size = len(etree.tostring(signed_info, with_tail=False))
+        if size > max_bytes:
+            raise LimitExceeded(
+                "limits.signed-info", f"ds:SignedInfo is {size} bytes, over the limit of {max_bytes}", signed_info
+            )
+
+
+@dataclass
+class Shape:
+    """The largest value of each limited quantity in one document: for choosing and documenting limits."""
+
+    depth: int = 0
+    elements: int = 0
+    attributes_per_element: int = 0
+    namespace_declarations: int = 0
+    namespaces_in_scope: int = 0
+    text_bytes: int = 0
+    signed_info_bytes: int = 0
+
+
+def measure(root: etree._Element) -> Shape:
+    """Measure a parsed document's shape exactly (not for hostile input: it is not optimised)."""
+    shape = Shape()
+    depth = 0
+    declared: list[str] = []
+    in_scope: dict[str, int] = {}
+    for event, item in etree.iterwalk(root, events=("start", "end", "start-ns", "end-ns")):
+        if event == "start":
+            depth += 1
+            shape.depth = max(shape.depth, depth)
+            shape.elements += 1
+            shape.attributes_per_element = max(shape.attributes_per_element, len(item.attrib))
+        elif event == "end":
+            depth -= 1
+        elif event == "start-ns":
+            shape.namespace_declarations += 1
+            declared.append(item[0])
+            in_scope[item[0]] = in_scope.get(item[0], 0) + 1
+            shape.namespaces_in_scope = max(shape.namespaces_in_scope, len(in_scope))
+        else:
+            prefix = declared.pop()
+            in_scope[prefix] -= 1
+            if not in_scope[prefix]:
+                del in_scope[prefix]
+    for node in (*_long_texts(tuple(_TEXT_KINDS))(root.getroottree(), floor=-1), *_outside_root(root)):
+        shape.text_bytes = max(shape.text_bytes, _utf8_len(str(node) if isinstance(node, str) else node.text))
+    for signed_info in root.iter(DS_SIGNED_INFO):
+        shape.signed_info_bytes = max(shape.signed_info_bytes, len(etree.tostring(signed_info, with_tail=False)))
+    return shape
