@@ -10,6 +10,8 @@ import pika.exceptions
 
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail, pass_settings, read_password
 from exchanger.transport.admin import AdminError, BrokerAdmin, apply_users
+from exchanger.transport.dead_letter_store import legacy_queue_depth
+from exchanger.transport.names import LEGACY_DEAD_QUEUE
 from exchanger.transport.topology import Topology, TopologyError, declare
 from exchanger.transport.url import connection_parameters, resolve_amqp_url
 
@@ -28,6 +30,13 @@ def declare_topology(url: str, config, *, exit_code: int = EXIT_BROKER) -> Topol
         fail(f"cannot connect to the broker at {_safe(url)}: {exc!r}", ["is RabbitMQ running? (`rabbitmqctl status`)"], exit_code)
     try:
         declare(connection.channel(), topology)
+        legacy = legacy_queue_depth(connection)
+        if legacy is not None:
+            click.echo(
+                f"an earlier version's dead-letter queue {LEGACY_DEAD_QUEUE} is still there ({legacy} message(s)): "
+                f"move them into the stream {topology.dead_letters} with `exchanger dead migrate`",
+                err=True,
+            )
     except TopologyError as exc:
         fail(str(exc), code=EXIT_FAILED)
     except pika.exceptions.AMQPError as exc:
@@ -51,7 +60,7 @@ def _safe(url: str) -> str:
 
 @click.group()
 def topology() -> None:
-    """Broker topology: exchanges, durable quorum queues, bindings and participant users."""
+    """Broker topology: exchanges, durable quorum queues, the dead-letter stream, bindings and participant users."""
 
 
 @topology.command(epilog=EXIT_CODES_HELP)
@@ -89,8 +98,9 @@ def apply(settings, users: bool) -> None:
         click.echo(f"users: {daemon_user} (daemon) and {len(passwords)} participants on {vhost}")
     applied = declare_topology(url, config)
     click.echo(
-        f"declared on {vhost}: {len(applied.exchanges())} exchanges, {len(applied.queues())} quorum queues "
-        f"(delivery limit {applied.delivery_limit}), {len(applied.bindings())} bindings"
+        f"declared on {vhost}: {len(applied.exchanges())} exchanges, {len(applied.queues()) - 1} quorum queues "
+        f"(delivery limit {applied.delivery_limit}), the dead-letter stream {applied.dead_letters}, "
+        f"{len(applied.bindings())} bindings"
     )
 
 
