@@ -7,6 +7,7 @@ times than that and check that every one is still there, unchanged.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -219,3 +220,23 @@ def test_the_broker_version_is_read_and_its_differences_named(url) -> None:
     assert any("basic.reject" in note for note in BrokerVersion("RabbitMQ", "4.3.0").differences())
     assert any("upgrade" in note for note in BrokerVersion("RabbitMQ", "3.9.29").differences())
     assert BrokerVersion("RabbitMQ", "3.10.8").differences() == []
+
+
+def test_a_header_pika_cannot_decode_does_not_block_reading(url, store, monkeypatch) -> None:
+    """A timestamp header past year 9999 (valid AMQP, from another client) makes pika drop the connection
+    reading it from a queue; the stream keeps the message converted, so reading goes on past it."""
+    _reject(url, "before", b"<before/>")
+    original = pika.data.encode_value
+
+    def encode_value(pieces, value):
+        if value == "timestamp-2**63":
+            pieces.append(b"T" + struct.pack(">Q", 2**63))
+            return 9
+        return original(pieces, value)
+
+    monkeypatch.setattr(pika.data, "encode_value", encode_value)
+    _publish(url, DEAD_EXCHANGE, "", b"<odd/>", pika.BasicProperties(headers={"x-client-ref": "timestamp-2**63"}))
+    monkeypatch.setattr(pika.data, "encode_value", original)
+    _reject(url, "after", b"<after/>")
+    letters = _pending(store, 3)
+    assert [letter.body for letter in letters] == [b"<before/>", b"<odd/>", b"<after/>"]
