@@ -15,17 +15,21 @@ from contextlib import closing
 import pika
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker import Broker
 from exchanger.cli.main import main
 from exchanger.transport.broker_version import BrokerVersion, broker_version
-from exchanger.transport.dead_letter_store import DeadLetterStore, legacy_queue_depth, migrate_legacy_queue, stream_entries
+from exchanger.transport.dead_letter_store import DeadLetterLog, DeadLetterStore, migrated_properties, legacy_queue_depth, migrate_legacy_queue, stream_entries
 from exchanger.transport.dead_letters import (
     DEAD_LETTER_ID,
     REPLAY_OF,
     SETTLED_AS,
     SETTLEMENT_TYPE,
     SETTLES,
+    DeadLetter,
+    Settlement,
 )
 from exchanger.transport.names import (
     DEAD_EXCHANGE,
@@ -195,7 +199,7 @@ def test_cli_list_and_show_many_times_change_nothing(url, store, exchange) -> No
     assert _stream_depth(url) == 2
 
 
-def test_an_earlier_versions_dead_letter_queue_moves_into_the_stream(url, store) -> None:
+def test_an_earlier_versions_dead_letter_queue_moves_into_the_stream(url, store, broker) -> None:
     with closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -206,7 +210,7 @@ def test_an_earlier_versions_dead_letter_queue_moves_into_the_stream(url, store)
     store_ids = {letter.id for letter in _pending(store, 2)}  # the stream got its own copies too
     with closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
         assert legacy_queue_depth(connection) == 2
-        assert migrate_legacy_queue(connection) == 2
+        assert migrate_legacy_queue(connection, broker.admin_user) == 2
         assert legacy_queue_depth(connection) is None
     # The copies carry the same ids, so each dead letter still shows once.
     assert {letter.id for letter in store.browse()} == store_ids == {"moved0", "moved1"}
@@ -240,3 +244,79 @@ def test_a_header_pika_cannot_decode_does_not_block_reading(url, store, monkeypa
     _reject(url, "after", b"<after/>")
     letters = _pending(store, 3)
     assert [letter.body for letter in letters] == [b"<before/>", b"<odd/>", b"<after/>"]
+
+
+_header_names = st.sampled_from([SETTLES, SETTLED_AS, "x-first-death-reason", "x-death", "x-exchanger-stage", "x-other"])
+_header_values = st.one_of(st.just("victim"), st.text(max_size=12), st.binary(max_size=12), st.integers())
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    user_id=st.one_of(st.none(), st.text(max_size=12).filter(lambda u: u != "daemon")),
+    message_type=st.one_of(st.none(), st.just(SETTLEMENT_TYPE), st.text(max_size=20)),
+    headers=st.dictionaries(_header_names, _header_values, max_size=6),
+)
+def test_no_entry_but_the_daemons_settles_a_dead_letter(user_id, message_type, headers) -> None:
+    """Whatever type and headers an entry carries, without the daemon's user_id it hides no dead letter."""
+    log = DeadLetterLog()
+    log.add(0, pika.BasicProperties(headers={DEAD_LETTER_ID: "victim", "x-exchanger-stage": "validate"}), b"<v/>", "daemon")
+    log.add(1, pika.BasicProperties(user_id=user_id, type=message_type, headers=dict(headers, **{SETTLES: "victim"})), b"", "daemon")
+    assert "victim" in [letter.id for letter in log.pending()]
+    # The daemon's own record does settle it, so the check above is not vacuous.
+    log.add(2, Settlement("victim", "purged", "operator", time.time()).properties("daemon"), b"", "daemon")
+    assert "victim" not in [letter.id for letter in log.pending()]
+
+
+_forgeable = st.sampled_from([
+    "x-exchanger-stage", "x-exchanger-reason", "x-exchanger-reasons", "x-exchanger-user-id", DEAD_LETTER_ID,
+    "x-exchanger-orig-message-id", "x-exchanger-replays", "x-exchanger-received-at", "x-death",
+    "x-first-death-reason", "x-first-death-queue", "x-other",
+])
+_any_value = st.one_of(
+    st.text(max_size=30), st.binary(max_size=30), st.integers(), st.none(), st.booleans(),
+    st.lists(st.one_of(st.integers(), st.text(max_size=5), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)), max_size=3),
+    st.just('[{"stage": "validate", "code": "xsd", "message": "forged"}]'),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(user_id=st.text(min_size=1, max_size=12).filter(lambda u: u != "daemon"),
+       headers=st.dictionaries(_forgeable, _any_value, max_size=8))
+def test_a_message_the_broker_dead_lettered_is_read_by_what_the_broker_vouches_for(user_id, headers) -> None:
+    """Whatever headers its publisher set, a broker-made dead letter reads without error, names the
+    broker-verified user as its sender, and takes neither its id, reasons nor replay count from them."""
+    headers = dict(headers, **{"x-first-death-reason": "delivery_limit"})
+    properties = pika.BasicProperties(user_id=user_id, headers=headers, message_id="m")
+    letter = DeadLetter.from_message(properties, b"<p/>", "daemon")
+    assert letter.stage == "broker" and letter.sender == user_id
+    assert letter.id != headers.get(DEAD_LETTER_ID) and letter.reasons == [] and letter.replays == 0
+    assert letter.message_id == "m"
+    log = DeadLetterLog()
+    log.add(0, properties, b"<p/>", "daemon")
+    assert [letter.id for letter in log.pending()] == [letter.id]
+
+
+@settings(max_examples=300, deadline=None)
+@given(user_id=st.text(min_size=1, max_size=12).filter(lambda u: u != "daemon"),
+       headers=st.dictionaries(_forgeable, _any_value, max_size=8))
+def test_a_migrated_broker_dead_letter_keeps_its_verified_sender_and_nothing_forged(user_id, headers) -> None:
+    """Moving an earlier queue's letter into the stream re-publishes it as the daemon: only what the broker
+    vouched for (the publisher's user_id) survives as the sender; its own x-exchanger-* headers do not."""
+    headers = dict(headers, **{"x-first-death-reason": "delivery_limit"})
+    migrated = migrated_properties(pika.BasicProperties(user_id=user_id, headers=headers), "daemon")
+    assert migrated.user_id == "daemon"
+    letter = DeadLetter.from_message(migrated, b"<p/>", "daemon")
+    assert letter.sender == user_id and letter.stage == "broker" and letter.reasons == []
+    assert letter.id != headers.get(DEAD_LETTER_ID)
+
+
+def test_a_dead_letter_without_a_verified_sender_is_not_replayed(url, store) -> None:
+    """Replayed under the daemon's user without a sender, it would pass as the platform's own message."""
+    headers = {"x-exchanger-stage": "authenticate", "x-exchanger-reason": "no sender", DEAD_LETTER_ID: "nobody"}
+    _publish(url, DEAD_EXCHANGE, "", b"<anon/>", pika.BasicProperties(delivery_mode=2, headers=headers))
+    (letter,) = _pending(store, 1)
+    with pytest.raises(ValueError, match="no broker-verified sender"):
+        store.replay(letter)
+    assert [pending.id for pending in store.browse()] == ["nobody"]
+    with closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
+        assert connection.channel().queue_declare(INBOUND_QUEUE, passive=True).method.message_count == 0

@@ -161,6 +161,10 @@ def replay(settings, letter_ids, reason, sender, message_type, since, until, for
                 continue
             if not letter.matches(**filters):
                 continue
+            if not letter.sender:
+                click.echo(f"skipped {letter.id}: it names no broker-verified sender, so it cannot be replayed as one")
+                skipped += 1
+                continue
             if letter.replays >= MAX_REPLAYS and not force:
                 click.echo(f"skipped {letter.id}: already replayed {letter.replays} times (use --force)")
                 skipped += 1
@@ -204,7 +208,7 @@ def migrate(settings) -> None:
         if legacy_queue_depth(connection) is None:
             click.echo(f"no queue {LEGACY_DEAD_QUEUE}: nothing to migrate")
             return
-        moved = migrate_legacy_queue(connection)
+        moved = migrate_legacy_queue(connection, config.broker.daemon_user)
     except pika.exceptions.ChannelClosedByBroker as exc:
         hint = ["run `exchanger topology apply` first: it declares the stream"] if exc.reply_code == 404 else []
         fail(f"migrating {LEGACY_DEAD_QUEUE} failed (what was moved is in the stream, the rest is still in the queue): {exc!r}", hint, EXIT_BROKER)

@@ -53,7 +53,7 @@ class DeadLetterLog:
         if settlement is not None:
             self.settled.setdefault(settlement.letter_id, settlement)
             return
-        letter = DeadLetter.from_message(properties, body)
+        letter = DeadLetter.from_message(properties, body, daemon_user)
         # At-least-once dead-lettering may append a letter twice; the first copy stands for both.
         self.letters.setdefault(letter.id, letter)
 
@@ -146,14 +146,18 @@ class DeadLetterStore:
     def replay(self, letter: DeadLetter) -> None:
         """Send a dead letter through the pipeline again, as its original sender, then record it as replayed.
 
+        A letter with no known sender is refused (ValueError): replayed by the daemon's user without
+        naming one, it would pass as the platform's own message.
+
         At least once: should the record fail after the broker confirmed the replay, the letter stays
         pending, and a second replay carries the same replay-of id, which the message log shows.
         """
+        if not letter.sender:
+            raise ValueError(f"dead letter {letter.id} names no broker-verified sender: it cannot be replayed")
         headers = {k: v for k, v in letter.headers.items() if not k.startswith(("x-exchanger-", "x-death", "x-first-death", "x-last-death"))}
         headers[REPLAY_OF] = letter.id
         headers[REPLAYS] = letter.replays + 1
-        if letter.sender:
-            headers[REPLAY_USER] = letter.sender
+        headers[REPLAY_USER] = letter.sender
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent,
             content_type="application/xml",
@@ -197,7 +201,7 @@ def legacy_queue_depth(connection: pika.BlockingConnection, name: str = LEGACY_D
             channel.close()
 
 
-def migrate_legacy_queue(connection: pika.BlockingConnection, stream: str = DEAD_LETTERS,
+def migrate_legacy_queue(connection: pika.BlockingConnection, daemon_user: str, stream: str = DEAD_LETTERS,
                          name: str = LEGACY_DEAD_QUEUE) -> int:
     """Move every message of an earlier version's dead-letter queue into the stream, then delete the queue.
 
@@ -216,7 +220,7 @@ def migrate_legacy_queue(connection: pika.BlockingConnection, stream: str = DEAD
         method, properties, body = channel.basic_get(name, auto_ack=False)
         if method is None:
             break
-        channel.basic_publish("", stream, body, _as_daemon(properties), mandatory=True)
+        channel.basic_publish("", stream, body, migrated_properties(properties, daemon_user), mandatory=True)
         channel.basic_ack(method.delivery_tag)
         moved += 1
     # Quorum queues refuse queue.delete with if-empty; unbound, the queue gets nothing new, so check then delete.
@@ -226,14 +230,22 @@ def migrate_legacy_queue(connection: pika.BlockingConnection, stream: str = DEAD
     return moved
 
 
-def _as_daemon(properties: pika.BasicProperties) -> pika.BasicProperties:
-    """The same properties, republishable by the daemon: the sender moves from user_id to a header."""
+def migrated_properties(properties: pika.BasicProperties, daemon_user: str) -> pika.BasicProperties:
+    """The same message, republished under the daemon's user_id, with only what the broker vouched for.
+
+    The broker refuses a user_id other than the publisher's own, so the sender moves to a header,
+    which the daemon's user_id makes believable; a message the broker dead-lettered loses the
+    ``x-exchanger-*`` headers its publisher may have set.
+    """
     headers = dict(properties.headers or {})
-    if properties.user_id:
-        # The broker refuses a user_id other than the publisher's own; the letter still names its sender.
-        headers.setdefault("x-exchanger-user-id", properties.user_id)
+    if properties.user_id or "x-first-death-reason" in headers or "x-death" in headers:
+        replayed_for = headers.get(REPLAY_USER) if properties.user_id == daemon_user else None
+        headers = {k: v for k, v in headers.items() if not str(k).startswith("x-exchanger-")}
+        if replayed_for or properties.user_id:
+            headers["x-exchanger-user-id"] = replayed_for or properties.user_id
     copied = pika.BasicProperties(**{k: v for k, v in vars(properties).items() if k != "user_id"})
     copied.headers = headers
+    copied.user_id = daemon_user
     return copied
 
 

@@ -39,44 +39,55 @@ class DeadLetter:
     offset: int | None = None
 
     @classmethod
-    def from_message(cls, properties: pika.BasicProperties, body: bytes) -> DeadLetter:
-        """Read a dead letter from the broker: one the pipeline rejected, or one the broker gave up on."""
+    def from_message(cls, properties: pika.BasicProperties, body: bytes, daemon_user: str | None = None) -> DeadLetter:
+        """Read a dead letter from the stream: one the pipeline rejected, or one the broker gave up on.
+
+        A message the broker dead-lettered keeps every header its publisher set, ``x-exchanger-*``
+        included, so those are believed only on an entry the exchange wrote: one without a user_id
+        and without the broker's death headers (the pipeline's), or one under the daemon's user_id,
+        which the broker vouches for. Otherwise the sender is the broker-verified user_id alone.
+        """
         headers = dict(properties.headers or {})
         offset = headers.pop(STREAM_OFFSET, None)
         offset = offset if isinstance(offset, int) else None
-        received = headers.get("x-exchanger-received-at")
-        if "x-exchanger-stage" in headers:
+        own = daemon_user is not None and properties.user_id == daemon_user
+        died = "x-first-death-reason" in headers or "x-death" in headers
+        ours = own or (properties.user_id is None and not died)
+        if ours and "x-exchanger-stage" in headers:
+            received = headers.get("x-exchanger-received-at")
             stage, reason = headers["x-exchanger-stage"], headers.get("x-exchanger-reason", "")
             dead_at = received / 1000 if isinstance(received, int) else None
         else:
             # Dead-lettered by the broker after its delivery limit: a message that crashed a stage every time.
-            deaths = headers.get("x-death") or [{}]
+            deaths = headers.get("x-death")
+            death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
             stage = "broker"
-            why = headers.get("x-first-death-reason", deaths[0].get("reason", "unknown"))
-            queue = headers.get("x-first-death-queue", deaths[0].get("queue", "?"))
-            reason = f"[broker/{why}] the broker dead-lettered it from {queue} (a stage failed on it every time)"
-            moment = deaths[0].get("time")
+            why = headers.get("x-first-death-reason", death.get("reason", "unknown"))
+            queue = headers.get("x-first-death-queue", death.get("queue", "?"))
+            reason = f"[broker/{_text(why)}] the broker dead-lettered it from {_text(queue)} (a stage failed on it every time)"
+            moment = death.get("time")
             dead_at = moment.timestamp() if hasattr(moment, "timestamp") else (properties.timestamp or None)
         # The pipeline names each dead letter (a copy published twice keeps its name); one the broker
         # made is named by its place in the stream, so the same bytes dead twice are two letters.
         place = str(offset if offset is not None else dead_at).encode()
-        letter_id = headers.get(DEAD_LETTER_ID) or hashlib.sha256(body + place).hexdigest()[:12]
-        try:
-            reasons = json.loads(headers.get("x-exchanger-reasons", "[]"))
-        except ValueError:
-            reasons = []
+        named = headers.get(DEAD_LETTER_ID) if ours else None
+        letter_id = _text(named) if named else hashlib.sha256(body + place).hexdigest()[:12]
+        if ours:
+            sender = headers.get("x-exchanger-user-id") or (headers.get(REPLAY_USER) if own else properties.user_id)
+        else:
+            sender = properties.user_id
         return cls(
-            id=str(letter_id),
+            id=letter_id,
             body=body,
             headers=headers,
-            stage=stage,
-            reason=str(reason),
-            sender=headers.get("x-exchanger-user-id") or properties.user_id,
+            stage=_text(stage),
+            reason=_text(reason),
+            sender=_text(sender) if sender else None,
             message_type=properties.type,
-            message_id=headers.get("x-exchanger-orig-message-id") or properties.message_id,
+            message_id=(headers.get("x-exchanger-orig-message-id") if ours else None) or properties.message_id,
             dead_at=dead_at,
-            replays=headers[REPLAYS] if isinstance(headers.get(REPLAYS), int) else 0,
-            reasons=reasons,
+            replays=headers[REPLAYS] if ours and isinstance(headers.get(REPLAYS), int) else 0,
+            reasons=_reasons(headers.get("x-exchanger-reasons")) if ours else [],
             offset=offset,
         )
 
@@ -94,6 +105,23 @@ class DeadLetter:
         if until is not None and (self.dead_at is None or self.dead_at > until):
             return False
         return True
+
+
+def _text(value) -> str:
+    """A header value as text, whatever type the publisher gave it."""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _reasons(raw) -> list[dict]:
+    """The pipeline's reasons header (JSON), or nothing when it does not hold a list of reasons."""
+    try:
+        reasons = json.loads(raw) if isinstance(raw, (str, bytes)) else []
+    except ValueError:
+        return []
+    keys = ("stage", "code", "message")
+    if not isinstance(reasons, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in reasons):
+        return []
+    return reasons
 
 
 @dataclass(frozen=True)
