@@ -364,6 +364,9 @@ def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
         assert "0 dead letter(s) would be removed" in _cli(exchange, exchange.url, "dead", "purge", "--older-than", "1h", "--dry-run").stderr
         _cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")
         assert _cli(exchange, exchange.url, "dead", "list").stdout.strip() == ""
+        # Settled, not gone: each replay and purge is on record with who did it.
+        settled = _cli(exchange, exchange.url, "dead", "list", "--settled").stdout
+        assert "[replayed by " in settled and "[purged by " in settled
     finally:
         assert daemon.stop() == 0
 

@@ -10,7 +10,7 @@ import click
 import pika.exceptions
 
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail, has_credentials, pass_settings, read_password
-from exchanger.transport.dead_letter_store import dead_letter_store, legacy_queue_depth, migrate_legacy_queue
+from exchanger.transport.dead_letter_store import DeadLetterLog, dead_letter_store, legacy_queue_depth, migrate_legacy_queue
 from exchanger.transport.dead_letters import MAX_REPLAYS, DeadLetter
 from exchanger.transport.names import DEAD_LETTERS, LEGACY_DEAD_QUEUE
 from exchanger.transport.url import connection_parameters, resolve_amqp_url, with_credentials
@@ -50,8 +50,14 @@ def _session(settings):
 
 def _browse(store, limit: int | None = None) -> list[DeadLetter]:
     """Read the pending dead letters, or exit with what to do when the broker refuses."""
+    pending = _read(store).pending()
+    return pending if limit is None else pending[:limit]
+
+
+def _read(store) -> DeadLetterLog:
+    """Read the whole dead-letter stream, or exit with what to do when the broker refuses."""
     try:
-        return store.browse(limit)
+        return store.read()
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code == 404:
             fail(f"there is no dead-letter stream {DEAD_LETTERS} on this virtual host",
@@ -59,11 +65,7 @@ def _browse(store, limit: int | None = None) -> list[DeadLetter]:
                  EXIT_BROKER)
         fail(f"reading the dead-letter stream failed: {exc!r}", code=EXIT_BROKER)
     except pika.exceptions.AMQPError as exc:
-        fail(
-            f"reading the dead-letter stream failed: {exc!r}",
-            ["a dead letter whose headers the AMQP client cannot decode breaks reading; reading changes nothing, so retry or inspect it with the management UI"],
-            EXIT_BROKER,
-        )
+        fail(f"reading the dead-letter stream failed: {exc!r}", code=EXIT_BROKER)
 
 
 def _filters(reason, sender, message_type, since, until) -> dict:
@@ -107,11 +109,20 @@ def dead() -> None:
 
 @dead.command(name="list", epilog=EXIT_CODES_HELP)
 @with_filters
-@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Browse at most this many.")
+@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Show at most this many.")
+@click.option("--settled", is_flag=True, help="List the replayed and purged ones instead, with who settled them and when.")
 @pass_settings
-def list_(settings, reason, sender, message_type, since, until, limit) -> None:
+def list_(settings, reason, sender, message_type, since, until, limit, settled) -> None:
     """List pending dead letters, one line each (reading never removes or requeues anything)."""
     filters = _filters(reason, sender, message_type, since, until)
+    if settled:
+        with _session(settings) as store:
+            log = _read(store)
+        done = [(log.letters[i], s) for i, s in log.settled.items() if i in log.letters and log.letters[i].matches(**filters)]
+        for letter, settlement in done[:limit]:
+            click.echo(f"{_line(letter)}  [{settlement.settled_as} by {settlement.settled_by} at {_when(settlement.at)}]")
+        click.echo(f"{len(done[:limit])} settled dead letter(s)", err=True)
+        return
     with _session(settings) as store:
         letters = [letter for letter in _browse(store, limit) if letter.matches(**filters)]
     for letter in letters:

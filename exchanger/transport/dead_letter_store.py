@@ -69,6 +69,8 @@ def stream_entries(
 
     ``known`` is how many entries the caller has already read. A stream consumer needs a prefetch
     and manual acknowledgements; an acknowledgement only lets the broker send more, it removes nothing.
+    The channel is closed at the end rather than the consumer cancelled: pika's cancel rejects, with
+    requeue, whatever it holds, and nothing here ever hands a message back.
     """
     hint = channel.queue_declare(stream, passive=True).method.message_count
     channel.basic_qos(prefetch_count=PREFETCH)
@@ -94,7 +96,7 @@ def stream_entries(
                 yield offset, properties, body
     finally:
         if channel.is_open:
-            channel.cancel()
+            channel.close()
 
 
 def read_log(channel: BlockingChannel, daemon_user: str, stream: str = DEAD_LETTERS,
@@ -122,12 +124,7 @@ class DeadLetterStore:
 
     def read(self) -> DeadLetterLog:
         """Everything the stream holds now; nothing is taken from it."""
-        channel = self.connection.channel()
-        try:
-            return read_log(channel, self.daemon_user, self.stream)
-        finally:
-            if channel.is_open:
-                channel.close()
+        return read_log(self.connection.channel(), self.daemon_user, self.stream)
 
     def browse(self, limit: int | None = None) -> list[DeadLetter]:
         """The pending dead letters, oldest first, at most ``limit``."""
