@@ -10,6 +10,7 @@ import pika.exceptions
 
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail, pass_settings, read_password
 from exchanger.transport.admin import AdminError, BrokerAdmin, apply_users
+from exchanger.transport.broker_version import MINIMUM, broker_version
 from exchanger.transport.dead_letter_store import legacy_queue_depth
 from exchanger.transport.names import LEGACY_DEAD_QUEUE
 from exchanger.transport.topology import Topology, TopologyError, declare
@@ -28,6 +29,14 @@ def declare_topology(url: str, config, *, exit_code: int = EXIT_BROKER) -> Topol
         connection = pika.BlockingConnection(connection_parameters(url, client_name="exchanger topology"))
     except pika.exceptions.AMQPError as exc:
         fail(f"cannot connect to the broker at {_safe(url)}: {exc!r}", ["is RabbitMQ running? (`rabbitmqctl status`)"], exit_code)
+    version = broker_version(connection)
+    if version is not None and version.parts and version.parts < MINIMUM:
+        connection.close()
+        fail(
+            f"the broker is {version}: the exchange needs RabbitMQ {'.'.join(map(str, MINIMUM))} or later",
+            ["its dead letters live in a stream (3.9+) that quorum queues dead-letter into at least once (3.10+)"],
+            EXIT_FAILED,
+        )
     try:
         declare(connection.channel(), topology)
         legacy = legacy_queue_depth(connection)
