@@ -320,3 +320,11 @@ def test_a_dead_letter_without_a_verified_sender_is_not_replayed(url, store) -> 
     assert [pending.id for pending in store.browse()] == ["nobody"]
     with closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
         assert connection.channel().queue_declare(INBOUND_QUEUE, passive=True).method.message_count == 0
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "abc"], ["replay", "abc"], ["purge", "--older-than", "1d"], ["migrate"]])
+def test_an_unreachable_broker_is_an_actionable_error_not_a_traceback(exchange, command) -> None:
+    result = CliRunner().invoke(main, ["--config", str(exchange.config_path), "--amqp-url", "amqp://x:y@127.0.0.1:1/zz", "dead", *command])
+    assert result.exit_code == 3, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "cannot open the dead-letter stream" in result.output or "cannot connect to the broker" in result.output

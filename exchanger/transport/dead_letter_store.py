@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pika
@@ -172,16 +171,16 @@ class DeadLetterStore:
         if self.connection.is_open:
             self.connection.close()
 
+    def __enter__(self) -> DeadLetterStore:
+        return self
 
-@contextmanager
-def dead_letter_store(parameters: pika.ConnectionParameters, daemon_user: str) -> Iterator[DeadLetterStore]:
-    """Open a session on the dead-letter stream."""
-    connection = pika.BlockingConnection(parameters)
-    store = DeadLetterStore(connection, daemon_user)
-    try:
-        yield store
-    finally:
-        store.close()
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def dead_letter_store(parameters: pika.ConnectionParameters, daemon_user: str) -> DeadLetterStore:
+    """Connect now (so a refusal surfaces here) and return a session to use in a ``with`` block."""
+    return DeadLetterStore(pika.BlockingConnection(parameters), daemon_user)
 
 
 def legacy_queue_depth(connection: pika.BlockingConnection, name: str = LEGACY_DEAD_QUEUE) -> int | None:
