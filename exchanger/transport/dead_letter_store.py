@@ -75,7 +75,7 @@ def stream_entries(
     channel.basic_qos(prefetch_count=PREFETCH)
     began = last = time.monotonic()
     seen = False
-    reached = -1
+    reached = known - 1
     try:
         for method, properties, body in channel.consume(
             stream, auto_ack=False, arguments={"x-stream-offset": start}, inactivity_timeout=0.1
