@@ -7,12 +7,14 @@ times than that and check that every one is still there, unchanged.
 
 from __future__ import annotations
 
+import decimal
 import struct
 import time
 from collections.abc import Iterator
 from contextlib import closing
 
 import pika
+import pika.exceptions
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -30,6 +32,7 @@ from exchanger.transport.dead_letters import (
     SETTLES,
     DeadLetter,
     Settlement,
+    storable,
 )
 from exchanger.transport.names import (
     DEAD_EXCHANGE,
@@ -328,3 +331,19 @@ def test_an_unreachable_broker_is_an_actionable_error_not_a_traceback(exchange, 
     assert result.exit_code == 3, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "cannot open the dead-letter stream" in result.output or "cannot connect to the broker" in result.output
+
+
+def test_a_decimal_header_is_stored_as_text_because_a_stream_refuses_it(url, store) -> None:
+    """Seen on RabbitMQ 3.10.8: appending a message with an AMQP decimal header to a stream closes the
+    publisher's connection (541). The exchange's dead letters carry such values as text instead."""
+    headers = {"x-exchanger-stage": "validate", DEAD_LETTER_ID: "decimal", "x-amount": decimal.Decimal("-29.27"),
+               "x-nested": {"inner": [decimal.Decimal("3")]}}
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
+        channel.basic_publish(DEAD_EXCHANGE, "", b"<raw/>", pika.BasicProperties(headers=headers))
+    assert refused.value.reply_code == 541 and not connection.is_open
+    _publish(url, DEAD_EXCHANGE, "", b"<stored/>", pika.BasicProperties(headers=storable(headers)))
+    (letter,) = _pending(store, 1)
+    assert letter.headers["x-amount"] == "-29.27" and letter.headers["x-nested"] == {"inner": ["3"]}

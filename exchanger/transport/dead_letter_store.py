@@ -12,12 +12,15 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from exchanger.transport.dead_letters import (
+    BROKER_DEATH_HEADERS,
     REPLAY_OF,
     REPLAY_USER,
     REPLAYS,
     STREAM_OFFSET,
     DeadLetter,
     Settlement,
+    broker_died,
+    storable,
 )
 from exchanger.transport.names import (
     DEAD_EXCHANGE,
@@ -150,7 +153,7 @@ class DeadLetterStore:
         """
         if not letter.sender:
             raise ValueError(f"dead letter {letter.id} names no broker-verified sender: it cannot be replayed")
-        headers = {k: v for k, v in letter.headers.items() if not k.startswith(("x-exchanger-", "x-death", "x-first-death", "x-last-death"))}
+        headers = {k: v for k, v in letter.headers.items() if not str(k).startswith(("x-exchanger-", *BROKER_DEATH_HEADERS))}
         headers[REPLAY_OF] = letter.id
         headers[REPLAYS] = letter.replays + 1
         headers[REPLAY_USER] = letter.sender
@@ -234,13 +237,13 @@ def migrated_properties(properties: pika.BasicProperties, daemon_user: str) -> p
     ``x-exchanger-*`` headers its publisher may have set.
     """
     headers = dict(properties.headers or {})
-    if properties.user_id or "x-first-death-reason" in headers or "x-death" in headers:
+    if properties.user_id or broker_died(headers):
         replayed_for = headers.get(REPLAY_USER) if properties.user_id == daemon_user else None
         headers = {k: v for k, v in headers.items() if not str(k).startswith("x-exchanger-")}
         if replayed_for or properties.user_id:
             headers["x-exchanger-user-id"] = replayed_for or properties.user_id
     copied = pika.BasicProperties(**{k: v for k, v in vars(properties).items() if k != "user_id"})
-    copied.headers = headers
+    copied.headers = storable(headers)
     copied.user_id = daemon_user
     return copied
 

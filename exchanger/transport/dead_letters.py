@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,6 +20,28 @@ SETTLED_AS = "x-exchanger-settled-as"
 SETTLED_BY = "x-exchanger-settled-by"
 SETTLEMENT_TYPE = "exchanger.dead-letter-settlement"
 STREAM_OFFSET = "x-stream-offset"
+# The broker's own record of dead-lettering a message; a letter the exchange writes never carries it.
+BROKER_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
+
+
+def storable(value):
+    """A header value the dead-letter stream can store: decimals (at any depth) become their text.
+
+    RabbitMQ 3.10.8 closes the publisher's connection (541 INTERNAL_ERROR) rather than append a
+    message with an AMQP decimal header to a stream; every other field type is stored.
+    """
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+def broker_died(headers: dict) -> bool:
+    """True when the headers carry the broker's dead-lettering record."""
+    return any(str(name).startswith(BROKER_DEATH_HEADERS) for name in headers)
 
 
 @dataclass(frozen=True)
@@ -51,7 +74,7 @@ class DeadLetter:
         offset = headers.pop(STREAM_OFFSET, None)
         offset = offset if isinstance(offset, int) else None
         own = daemon_user is not None and properties.user_id == daemon_user
-        died = "x-first-death-reason" in headers or "x-death" in headers
+        died = broker_died(headers)
         ours = own or (properties.user_id is None and not died)
         if ours and "x-exchanger-stage" in headers:
             received = headers.get("x-exchanger-received-at")
@@ -142,7 +165,7 @@ class Settlement:
         # The broker vouches for user_id, and only the daemon's user writes settlements. A participant's
         # message that the broker dead-lettered keeps its own headers, so it could claim to be one: it
         # never passes, since it carries the participant's user_id and the broker's death headers.
-        if properties.user_id != daemon_user or "x-first-death-reason" in headers or "x-death" in headers:
+        if properties.user_id != daemon_user or broker_died(headers):
             return None
         letter_id = headers[SETTLES]
         return cls(
