@@ -335,15 +335,10 @@ def test_an_unreachable_broker_is_an_actionable_error_not_a_traceback(exchange, 
 
 def test_a_decimal_header_is_stored_as_text_because_a_stream_refuses_it(url, store) -> None:
     """Seen on RabbitMQ 3.10.8: appending a message with an AMQP decimal header to a stream closes the
-    publisher's connection (541). The exchange's dead letters carry such values as text instead."""
+    publisher's connection (541 INTERNAL_ERROR; not repeated here, it disturbs the shared broker's
+    streams for a moment). The exchange's dead letters carry such values as text instead."""
     headers = {"x-exchanger-stage": "validate", DEAD_LETTER_ID: "decimal", "x-amount": decimal.Decimal("-29.27"),
                "x-nested": {"inner": [decimal.Decimal("3")]}}
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
-        channel.basic_publish(DEAD_EXCHANGE, "", b"<raw/>", pika.BasicProperties(headers=headers))
-    assert refused.value.reply_code == 541 and not connection.is_open
     _publish(url, DEAD_EXCHANGE, "", b"<stored/>", pika.BasicProperties(headers=storable(headers)))
     (letter,) = _pending(store, 1)
     assert letter.headers["x-amount"] == "-29.27" and letter.headers["x-nested"] == {"inner": ["3"]}
