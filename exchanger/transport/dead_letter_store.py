@@ -20,7 +20,7 @@ from exchanger.transport.dead_letters import (
     DeadLetter,
     Settlement,
     broker_died,
-    storable,
+    storable_headers,
 )
 from exchanger.transport.names import (
     DEAD_EXCHANGE,
@@ -243,7 +243,7 @@ def migrated_properties(properties: pika.BasicProperties, daemon_user: str) -> p
         if replayed_for or properties.user_id:
             headers["x-exchanger-user-id"] = replayed_for or properties.user_id
     copied = pika.BasicProperties(**{k: v for k, v in vars(properties).items() if k != "user_id"})
-    copied.headers = storable(headers)
+    copied.headers = storable_headers(headers)
     copied.user_id = daemon_user
     return copied
 

@@ -25,18 +25,29 @@ BROKER_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 
 
 def storable(value):
-    """A header value the dead-letter stream can store: decimals (at any depth) become their text.
+    """A header value the dead-letter stream keeps: decimals become their text, tables and arrays JSON text.
 
-    RabbitMQ 3.10.8 closes the publisher's connection (541 INTERNAL_ERROR) rather than append a
-    message with an AMQP decimal header to a stream; every other field type is stored.
+    Seen on RabbitMQ 3.10.8: a stream stores a message's headers as AMQP 1.0 application properties,
+    which hold only simple values, so it drops table and array values without a word; and it refuses
+    a decimal outright, closing the publisher's connection (541 INTERNAL_ERROR).
     """
     if isinstance(value, decimal.Decimal):
         return str(value)
-    if isinstance(value, dict):
-        return {k: storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [storable(v) for v in value]
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=_plain, ensure_ascii=False, sort_keys=True)
     return value
+
+
+def storable_headers(headers: dict) -> dict:
+    """Headers with every value made storable in the dead-letter stream."""
+    return {name: storable(value) for name, value in headers.items()}
+
+
+def _plain(value):
+    """What JSON cannot write itself, as text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
 
 
 def broker_died(headers: dict) -> bool:
