@@ -26,7 +26,7 @@ from exchanger.config import Config, load_config
 from exchanger.keys.material import load_certificate, load_private_key
 from exchanger.keys.pki import build_participant_certificate, generate_key
 from exchanger.transport.admin import BrokerAdmin, apply_users
-from exchanger.transport.names import DEAD_QUEUE, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
+from exchanger.transport.names import DEAD_LETTERS, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
 from exchanger.transport.topology import Topology
 from exchanger.transport.url import with_credentials, with_vhost
 
@@ -93,15 +93,21 @@ class Deployment:
         return pika.BlockingConnection(pika.URLParameters(self.admin_url))
 
     def purge(self, *participants: str) -> None:
-        """Empty the inbound, dead-letter and the given mailboxes (between two measurements)."""
+        """Empty the inbound and the given mailboxes, and count dead letters from here on (between two measurements)."""
         with closing(self.connect()) as connection:
             channel = connection.channel()
-            for queue in (INBOUND_QUEUE, DEAD_QUEUE, *(mailbox_queue(p) for p in participants)):
+            for queue in (INBOUND_QUEUE, *(mailbox_queue(p) for p in participants)):
                 channel.queue_purge(queue)
+            # The dead-letter stream cannot be emptied: later depths count from its length now.
+            self.dead_letters_before = channel.queue_declare(DEAD_LETTERS, passive=True).method.message_count
 
     def depth(self, channel, queue: str) -> int:
-        """Messages ready in a queue."""
-        return channel.queue_declare(queue, passive=True).method.message_count
+        """Messages ready in a queue; for the dead-letter stream, entries added since the last purge."""
+        count = channel.queue_declare(queue, passive=True).method.message_count
+        if queue == DEAD_LETTERS:
+            # The broker updates a stream's count a moment after the append: a drain may end that much later.
+            return max(0, count - getattr(self, "dead_letters_before", 0))
+        return count
 
     def preload(self, sender: str, bodies, *, timeout: float = 900) -> float:
         """Publish a backlog into the inbound queue as the sender's broker user, confirmed; return the seconds it took.

@@ -156,6 +156,22 @@ def _base64(name: str) -> Callable:
     return generate
 
 
+def _markup_in_texts(setup, base: bytes, size: int) -> bytes:
+    """As many small elements as fit, each a text with a processing instruction inside it."""
+    return _fit(lambda n: _insert_before_signature(base, b"<m>1<?p?>2</m>" * n), size)
+
+
+def _comments_in_one_text(setup, base: bytes, size: int) -> bytes:
+    """One element whose text is split by as many comments as fit."""
+    return _fit(lambda n: _insert_before_signature(base, b"<m>" + b"1<!---->" * n + b"</m>"), size)
+
+
+def _key_name(setup, base: bytes, size: int) -> bytes:
+    """A whole document's worth of text in ds:KeyName, beside the signer's certificate: unsigned content."""
+    at = base.index(b"<ds:X509Data")
+    return _fit(lambda n: base[:at] + b"<ds:KeyName>" + b"k" * n + b"</ds:KeyName>" + base[at:], size)
+
+
 def _unexpected_attributes(setup, base: bytes, size: int) -> bytes:
     """Every element of a manifest (repeated waybills) carrying as many unexpected attributes as allowed."""
     return _manifest_with(setup, size, lambda waybill: [
@@ -189,6 +205,9 @@ CLASSES: dict[str, Callable] = {
     "SignedInfo size": _signed_info,
     "bad base64 after white space (SignatureValue)": _base64("SignatureValue"),
     "bad base64 after white space (DigestValue)": _base64("DigestValue"),
+    "markup inside many texts": _markup_in_texts,
+    "comments splitting one text": _comments_in_one_text,
+    "unsigned text in ds:KeyName": _key_name,
     "unexpected attributes (validation)": _unexpected_attributes,
     "many XSD errors (validation)": _xsd_errors,
 }

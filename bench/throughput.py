@@ -26,7 +26,7 @@ import pika
 
 from bench.processes import cpu_seconds, memory_kb, rabbitmq_pid, system_busy
 from bench.stalls import Monitor
-from exchanger.transport.names import DEAD_QUEUE, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
+from exchanger.transport.names import DEAD_LETTERS, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
 
 DESTINATION = "customs"
 ORIG_ID = "x-exchanger-orig-message-id"
@@ -89,7 +89,7 @@ def drain(deployment, batch, start_runner, *, label: str, keep: bool = False, ti
             cpu_workers, cpu_broker, cpu_all = _cpu(workers), _cpu([broker] if broker else []), system_busy()
             cpu_self = _own_cpu()
             while True:
-                copies, receipts, dead = depth(mailbox_queue(DESTINATION)), depth(mailbox_queue(batch.sender)), depth(DEAD_QUEUE)
+                copies, receipts, dead = depth(mailbox_queue(DESTINATION)), depth(mailbox_queue(batch.sender)), depth(DEAD_LETTERS)
                 if copies + dead >= count and receipts >= count:
                     break
                 if not runner.alive():

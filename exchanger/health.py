@@ -16,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 
 from exchanger.config import Config, ConfigError, load_config
-from exchanger.transport.names import DEAD_QUEUE
+from exchanger.transport.broker_version import broker_version
+from exchanger.transport.dead_letter_store import DeadLetterLog, read_log
 from exchanger.transport.url import connection_parameters
 
 log = structlog.get_logger("exchanger.health")
@@ -50,14 +51,18 @@ def days_left(certificate, now: datetime | None = None) -> float:
 
 
 class ExchangeCollector:
-    """Metrics read at scrape time: dead-letter depth from the broker, certificate expiry from the config."""
+    """Metrics read at scrape time: pending dead letters and the broker's version, certificate expiry from the config."""
 
     def __init__(self, state: ConfigState, amqp_url: str):
         self.state = state
         self.amqp_url = amqp_url
+        # Read on from where the last scrape stopped: a scrape costs only the entries added since.
+        self._dead_letters = DeadLetterLog()
+        self._lock = threading.Lock()
+        self.broker = None
 
     def dead_letter_depth(self) -> int | None:
-        """Messages waiting in the dead-letter queue, or None when the broker cannot say."""
+        """Dead letters nobody has replayed or purged yet, or None when the broker cannot say."""
         try:
             connection = pika.BlockingConnection(
                 connection_parameters(self.amqp_url, client_name="exchanger metrics", heartbeat=0)
@@ -65,7 +70,10 @@ class ExchangeCollector:
         except pika.exceptions.AMQPError:
             return None
         try:
-            return connection.channel().queue_declare(DEAD_QUEUE, passive=True).method.message_count
+            self.broker = broker_version(connection) or self.broker
+            with self._lock:
+                read_log(connection.channel(), self.state.config.broker.daemon_user, into=self._dead_letters)
+                return len(self._dead_letters.pending())
         except pika.exceptions.AMQPError:
             return None
         finally:
@@ -76,9 +84,14 @@ class ExchangeCollector:
         """Yield the scrape-time metric families."""
         depth = self.dead_letter_depth()
         if depth is not None:
-            dead = GaugeMetricFamily("exchanger_dead_letters", "Messages waiting in the dead-letter queue.")
+            dead = GaugeMetricFamily("exchanger_dead_letters", "Dead letters waiting: neither replayed nor purged.")
             dead.add_metric([], depth)
             yield dead
+        if self.broker is not None:
+            info = GaugeMetricFamily("exchanger_broker_info", "The broker's product and version (value 1).",
+                                     labels=["product", "version"])
+            info.add_metric([self.broker.product, self.broker.version], 1)
+            yield info
         expiry = GaugeMetricFamily(
             "exchanger_certificate_expiry_days", "Days until each certificate expires.", labels=["participant", "serial"]
         )

@@ -23,6 +23,7 @@ from exchanger.faults import crash_point
 from exchanger.journal.recorder import open_recorder
 from exchanger.pipeline import Disposition, Pipeline, build_pipeline
 from exchanger.transport.backoff import Backoff
+from exchanger.transport.broker_version import broker_version
 from exchanger.transport.confirms import ConfirmTracker, Settlement
 from exchanger.transport.names import INBOUND_QUEUE
 
@@ -116,6 +117,9 @@ class Worker:
     # ---- connection and channel (I/O thread) ---------------------------------------------
 
     def _on_connection_open(self, connection) -> None:
+        version = broker_version(connection)
+        self.log.info("broker.connected", broker=str(version) if version else "unknown",
+                      differences=version.differences() if version else [])
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, connection, error) -> None:
@@ -394,8 +398,9 @@ class Worker:
         def requeue():
             if generation == self._generation and self._channel is not None and self._channel.is_open:
                 metrics.REQUEUES.inc()
-                # requeue=True counts against the queue's delivery limit, after which the broker dead-letters it.
-                self._channel.basic_nack(tag, requeue=True)
+                # Handed back as a failure: it counts against the queue's delivery limit on every version
+                # (from 4.3 a basic.nack with requeue does not), after which the broker dead-letters it.
+                self._channel.basic_reject(tag, requeue=True)
                 self._unsettled -= 1
                 self._close_when_drained()
 

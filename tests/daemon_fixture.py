@@ -31,7 +31,9 @@ from exchanger.keys.material import PrivateKey, load_certificate, load_private_k
 from exchanger.keys.pki import build_ca_certificate, build_participant_certificate, generate_key, participant_uri
 from exchanger.transport.admin import BrokerAdmin, apply_users
 from exchanger.transport.client import drain_mailbox
-from exchanger.transport.names import DEAD_QUEUE, INBOUND_EXCHANGE, INBOUND_ROUTING_KEY
+from exchanger.transport.dead_letter_store import stream_entries
+from exchanger.transport.dead_letters import DeadLetter, Settlement
+from exchanger.transport.names import DEAD_LETTERS, INBOUND_EXCHANGE, INBOUND_ROUTING_KEY
 from exchanger.transport.topology import Topology
 from exchanger.transport.url import with_credentials, with_vhost
 
@@ -171,18 +173,53 @@ def mailbox(exchange: Exchange, participant: str, count: int | None, wait: float
     return list(drain_mailbox(url or login_url(exchange, participant), participant, count=count, wait=wait))
 
 
-def drain_dead(admin_url: str) -> list[tuple[dict, bytes]]:
-    """Take every message from the dead-letter queue: (headers, body)."""
+# Where each vhost's dead-letter stream was last read up to: reading it removes nothing, so "taking"
+# the dead letters is remembering how far they were taken.
+_DEAD_TAKEN: dict[str, int] = {}
+
+
+def new_dead_letters(admin_url: str, *, take: bool = True) -> list[tuple[int, pika.BasicProperties, bytes]]:
+    """The dead letters appended to the stream since the last take, not replayed or purged: (offset, properties, body).
+
+    Settlements by any user count here (the operator commands run as the daemon's user, tests as the admin).
+    """
     connection = pika.BlockingConnection(pika.URLParameters(admin_url))
-    channel = connection.channel()
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(DEAD_QUEUE, auto_ack=True)
-        if method is None:
-            break
-        messages.append((properties.headers or {}, body))
-    connection.close()
-    return messages
+    try:
+        entries = list(stream_entries(connection.channel(), DEAD_LETTERS))
+    finally:
+        if connection.is_open:
+            connection.close()
+    settled = set()
+    for _, properties, _ in entries:
+        settlement = Settlement.from_message(properties, properties.user_id or "")
+        if settlement is not None:
+            settled.add(settlement.letter_id)
+    start = _DEAD_TAKEN.get(admin_url, 0)
+    letters = [
+        (offset, properties, body)
+        for offset, properties, body in entries
+        if offset >= start
+        and Settlement.from_message(properties, properties.user_id or "") is None
+        and DeadLetter.from_message(properties, body).id not in settled
+    ]
+    if take and entries:
+        _DEAD_TAKEN[admin_url] = max(start, entries[-1][0] + 1)
+    return letters
+
+
+def skip_dead_letters(admin_url: str) -> None:
+    """Take every dead letter there is now without looking: later reads start after them."""
+    new_dead_letters(admin_url)
+
+
+def drain_dead(admin_url: str) -> list[tuple[dict, bytes]]:
+    """Take every dead letter added since the last take: (headers, body)."""
+    return [(_without_offset(properties.headers), body) for _, properties, body in new_dead_letters(admin_url)]
+
+
+def _without_offset(headers: dict | None) -> dict:
+    """A stream entry's headers as the letter was published: without the offset the stream adds."""
+    return {k: v for k, v in (headers or {}).items() if k != "x-stream-offset"}
 
 
 # ---- certificates: a second CA, and signing certificates the demo PKI never makes ---------------------------------

@@ -294,8 +294,13 @@ def test_metrics_health_and_status(deployment, tmp_path):
         assert "exchanger_broker_connected 2.0" in metrics_text
         assert 'exchanger_certificate_expiry_days{participant="eport"' in metrics_text
         assert "exchanger_dead_letters " in metrics_text
+        # The broker's version, as it announced it when each worker connected: logged, scraped and shown.
+        (version,) = {e["broker"] for e in list(daemon.events) if e.get("event") == "broker.connected"}
+        assert version.startswith("RabbitMQ ")
+        assert f'exchanger_broker_info{{product="RabbitMQ",version="{version.split()[1]}"}} 1.0' in metrics_text
         status = _cli(local, exchange.url, "status", "--url", base)
         assert "READY" in status.stdout and "accepted 1" in status.stdout and "validate/xsd: 1" in status.stdout
+        assert f"broker: {version}" in status.stdout
 
         live.write_text("participants: [broken")
         daemon.process.send_signal(signal.SIGHUP)
@@ -330,6 +335,8 @@ def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
         listed = _cli(exchange, exchange.url, "dead", "list")
         lines = listed.stdout.strip().splitlines()
         assert len(lines) == 2, listed.stdout
+        # Reading takes nothing: the same two, however often they are listed.
+        assert _cli(exchange, exchange.url, "dead", "list").stdout == listed.stdout
         no_route = next(line for line in lines if "route/no-route" in line)
         assert "ForexVerification" in no_route and "ent-a" in no_route
         assert _cli(exchange, exchange.url, "dead", "list", "--reason", "validate/xsd").stdout.count("\n") == 1
@@ -357,6 +364,9 @@ def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
         assert "0 dead letter(s) would be removed" in _cli(exchange, exchange.url, "dead", "purge", "--older-than", "1h", "--dry-run").stderr
         _cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")
         assert _cli(exchange, exchange.url, "dead", "list").stdout.strip() == ""
+        # Settled, not gone: each replay and purge is on record with who did it.
+        settled = _cli(exchange, exchange.url, "dead", "list", "--settled").stdout
+        assert "[replayed by " in settled and "[purged by " in settled
     finally:
         assert daemon.stop() == 0
 

@@ -34,13 +34,13 @@ import yaml
 from lxml import etree
 
 from broker import Broker, unavailable
-from daemon_fixture import Daemon, cli, deploy, login_url
+from daemon_fixture import Daemon, cli, deploy, login_url, new_dead_letters, skip_dead_letters
 from exchange_fixture import PROJECT, SAMPLES, Exchange
 from rabbit_node import NodeUnavailable, RabbitNode
 from exchanger.config import load_config
 from exchanger.faults import POINTS
 from exchanger.transport.client import Received, drain_mailbox
-from exchanger.transport.names import DEAD_QUEUE, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
+from exchanger.transport.names import DEAD_LETTERS, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
 from exchanger.transport.url import connection_parameters, with_vhost
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.e2e]
@@ -277,14 +277,18 @@ def _publish_all(exchange: Exchange, messages: list[tuple[str, bytes]]) -> None:
 
 
 def _depths(exchange: Exchange, *queues: str) -> dict[str, int] | None:
-    """Ready messages per queue (None while the broker cannot be asked, as during a restart)."""
+    """Ready messages per queue, and dead letters not yet taken (None while the broker cannot be asked, as during a restart)."""
     try:
         connection = pika.BlockingConnection(pika.URLParameters(exchange.admin_url))
     except (pika.exceptions.AMQPError, OSError):
         return None
     try:
         channel = connection.channel()
-        return {queue: channel.queue_declare(queue, passive=True).method.message_count for queue in queues}
+        depths = {queue: channel.queue_declare(queue, passive=True).method.message_count for queue in queues if queue != DEAD_LETTERS}
+        if DEAD_LETTERS in queues:
+            # A stream is read, not emptied, and the broker's count of its entries lags: count by reading.
+            depths[DEAD_LETTERS] = len(new_dead_letters(exchange.admin_url, take=False))
+        return depths
     except (pika.exceptions.AMQPError, OSError):
         return None
     finally:
@@ -293,8 +297,8 @@ def _depths(exchange: Exchange, *queues: str) -> dict[str, int] | None:
 
 def _answered(exchange: Exchange) -> int:
     """Receipts waiting for ent-a plus dead letters: how many messages have an answer so far (duplicates included)."""
-    depths = _depths(exchange, mailbox_queue(SENDER), DEAD_QUEUE)
-    return -1 if depths is None else depths[mailbox_queue(SENDER)] + depths[DEAD_QUEUE]
+    depths = _depths(exchange, mailbox_queue(SENDER), DEAD_LETTERS)
+    return -1 if depths is None else depths[mailbox_queue(SENDER)] + depths[DEAD_LETTERS]
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float, what: str, daemon: Daemon | None = None) -> float:
@@ -318,14 +322,15 @@ def _count(daemon: Daemon, event: str) -> int:
 
 
 def _purge(exchange: Exchange) -> None:
-    """Empty the inbound queue, every mailbox and the dead-letter queue: a scenario starts from nothing."""
+    """Empty the inbound queue and every mailbox, and take the dead letters there are: a scenario starts from nothing."""
     connection = pika.BlockingConnection(pika.URLParameters(exchange.admin_url))
     try:
         channel = connection.channel()
-        for queue in [INBOUND_QUEUE, DEAD_QUEUE, *(mailbox_queue(p) for p in exchange.config.registry.ids())]:
+        for queue in [INBOUND_QUEUE, *(mailbox_queue(p) for p in exchange.config.registry.ids())]:
             channel.queue_purge(queue)
     finally:
         _close_quietly(connection)
+    skip_dead_letters(exchange.admin_url)
 
 
 _STARTED: list[Daemon] = []  # every daemon of the running test, for the clean-up after a failure
@@ -385,9 +390,9 @@ def _settle(exchange: Exchange, daemon: Daemon, expected: int, workers: int, tim
     while True:
         def done() -> bool:
             """Nothing waits in the inbound queue and every message has at least one answer."""
-            depths = _depths(exchange, INBOUND_QUEUE, mailbox_queue(SENDER), DEAD_QUEUE)
+            depths = _depths(exchange, INBOUND_QUEUE, mailbox_queue(SENDER), DEAD_LETTERS)
             return depths is not None and depths[INBOUND_QUEUE] == 0 and (
-                depths[mailbox_queue(SENDER)] + depths[DEAD_QUEUE] >= expected
+                depths[mailbox_queue(SENDER)] + depths[DEAD_LETTERS] >= expected
             )
 
         _wait_until(done, timeout, "every message answered", daemon)
@@ -417,15 +422,18 @@ class Ledger:
             for message in drain_mailbox(exchange.admin_url, participant, count=None, wait=0):
                 self.records.append((mailbox_queue(participant), message))
         if not participants:
-            for message in drain_mailbox(exchange.admin_url, "dead", count=None, wait=0, mailbox=DEAD_QUEUE):
-                self.records.append((DEAD_QUEUE, message))
+            for _, properties, body in new_dead_letters(exchange.admin_url):
+                headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-stream-offset"}
+                message = Received(body, headers, properties.message_id, properties.user_id, properties.type,
+                                   properties.correlation_id, properties.timestamp, properties.content_type)
+                self.records.append((DEAD_LETTERS, message))
 
     def dead_letters(self) -> list[tuple[str, Received]]:
         """The dead letters of messages that were sent, with their message ids."""
         found = []
         for queue, message in self.records:
             key = message.headers.get("x-exchanger-orig-message-id") or message.message_id
-            if queue == DEAD_QUEUE and key in self.sent:
+            if queue == DEAD_LETTERS and key in self.sent:
                 found.append((key, message))
         return found
 
@@ -440,7 +448,7 @@ class Ledger:
         answered_as_duplicate = 0
         for queue, message in self.records:
             headers = message.headers
-            if queue == DEAD_QUEUE:
+            if queue == DEAD_LETTERS:
                 # A pipeline rejection names the original id in a header; the broker's own dead letter
                 # (delivery limit) is the inbound message itself, which carries it as its AMQP message id.
                 key = headers.get("x-exchanger-orig-message-id") or message.message_id
@@ -607,10 +615,10 @@ def _supervised_crashes(shared: Exchange, tmp_path: Path, scenario: Scenario, ta
         """Every dead worker replaced and consuming, every message answered, nothing queued."""
         # Stop only once every dead worker has been replaced and nothing waits, so that the count of
         # crashes is final when the ledger is taken.
-        depths = _depths(exchange, INBOUND_QUEUE, mailbox_queue(SENDER), DEAD_QUEUE)
+        depths = _depths(exchange, INBOUND_QUEUE, mailbox_queue(SENDER), DEAD_LETTERS)
         restarted = _count(daemon, "worker.started") == 2 + _count(daemon, "worker.died")
         consuming = _count(daemon, "worker.consuming") >= _count(daemon, "worker.started")
-        answered = depths is not None and depths[INBOUND_QUEUE] == 0 and depths[mailbox_queue(SENDER)] + depths[DEAD_QUEUE] >= scenario.sent
+        answered = depths is not None and depths[INBOUND_QUEUE] == 0 and depths[mailbox_queue(SENDER)] + depths[DEAD_LETTERS] >= scenario.sent
         return restarted and consuming and answered
 
     _wait_until(quiet, 200, "every message answered and every worker back", daemon)
@@ -881,7 +889,7 @@ def test_a_poison_message_is_rejected_at_its_last_delivery_and_the_rest_flow(sha
     _settle(exchange, daemon, scenario.sent, workers=1)
     crashes = _count(daemon, "pipeline.crashed")
     ledger, tally = _ledger(exchange, messages)
-    (poison,) = [m for q, m in ledger.records if q == DEAD_QUEUE and m.message_id == poison_id] or [None]
+    (poison,) = [m for q, m in ledger.records if q == DEAD_LETTERS and m.message_id == poison_id] or [None]
     limit = exchange.config.broker.delivery_limit
     _record(
         scenario, tally,

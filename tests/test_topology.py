@@ -21,6 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from broker import Broker, BrokerUnreachable, amqp_url, broker, broker_vhost, unavailable  # noqa: F401
 from exchanger.transport.admin import Permissions, apply_users
 from exchanger.transport.client import DeliveryError, drain_mailbox, publish_inbound
+from exchanger.transport.dead_letter_store import stream_entries
 from exchanger.transport.topology import Topology, TopologyConflict, declare
 from exchanger.transport.url import with_credentials, with_vhost
 
@@ -89,6 +90,15 @@ def _purge(url: str, *queues: str) -> None:
             channel.queue_purge(queue)
 
 
+def _dead_letter(url: str, message_id: str) -> tuple[pika.BasicProperties, bytes] | None:
+    """The entry of the dead-letter stream with this message id, read without taking it."""
+    with channel_on(url) as channel:
+        for _, properties, body in stream_entries(channel, "exchanger.dead-letters"):
+            if properties.message_id == message_id:
+                return properties, body
+    return None
+
+
 def _count(url: str, queue: str) -> int:
     with channel_on(url) as channel:
         return channel.queue_declare(queue, passive=True).method.message_count
@@ -143,7 +153,7 @@ def test_declaring_twice_changes_nothing(sandbox: Sandbox) -> None:
     assert {q.name for q in sandbox.topology.queues()} <= {r["name"] for r in after}
 
 
-def test_every_queue_is_a_durable_quorum_queue_with_limit_and_dead_lettering(sandbox: Sandbox) -> None:
+def test_every_queue_is_a_durable_quorum_queue_with_limit_and_dead_lettering_into_a_stream(sandbox: Sandbox) -> None:
     queues = {row["name"]: row for row in sandbox.broker.admin.list_queues(sandbox.vhost)}
     live = {
         "x-queue-type": "quorum",
@@ -156,9 +166,15 @@ def test_every_queue_is_a_durable_quorum_queue_with_limit_and_dead_lettering(san
         assert queues[name]["type"] == "quorum"
         assert queues[name]["durable"] is True
         assert queues[name]["arguments"] == live
-    assert queues["exchanger.dead"]["type"] == "quorum"
-    # A delivery limit on the last queue would drop what it gives up on: the dead queue has none.
-    assert queues["exchanger.dead"]["arguments"] == {"x-queue-type": "quorum"}
+    # Every quorum queue the topology declares names its delivery limit (4.x would otherwise apply 20).
+    for spec in sandbox.topology.queues():
+        if spec.arguments["x-queue-type"] == "quorum":
+            assert spec.arguments["x-delivery-limit"] == sandbox.topology.delivery_limit, spec.name
+    # The dead letters end in a stream: it is read by offset, so no delivery limit can ever drop one.
+    assert queues["exchanger.dead-letters"]["type"] == "stream"
+    assert queues["exchanger.dead-letters"]["durable"] is True
+    assert queues["exchanger.dead-letters"]["arguments"] == {"x-queue-type": "stream"}
+    assert "exchanger.dead" not in queues
 
 
 def test_a_queue_declared_with_other_arguments_is_a_conflict(sandbox: Sandbox) -> None:
@@ -189,7 +205,7 @@ def test_a_classic_queue_in_the_way_is_a_conflict(sandbox: Sandbox) -> None:
 
 def test_a_message_returned_past_the_delivery_limit_is_dead_lettered(sandbox: Sandbox) -> None:
     mailbox = sandbox.topology.mailbox_queue(sandbox.a)
-    _purge(sandbox.url, mailbox, "exchanger.dead")
+    _purge(sandbox.url, mailbox)
     message_id = secrets.token_hex(8)
     _to_mailbox(sandbox, sandbox.a, b"<poison/>", message_id=message_id)
     deliveries = 0
@@ -197,15 +213,15 @@ def test_a_message_returned_past_the_delivery_limit_is_dead_lettered(sandbox: Sa
         while (got := channel.basic_get(mailbox))[0] is not None:
             deliveries += 1
             assert deliveries <= 10, "the delivery limit is not enforced"
-            channel.basic_nack(got[0].delivery_tag, requeue=True)
+            # basic.reject, as the worker hands back a failure: from 4.3 a basic.nack no longer counts.
+            channel.basic_reject(got[0].delivery_tag, requeue=True)
         # The first delivery plus delivery_limit redeliveries.
         assert deliveries == sandbox.topology.delivery_limit + 1
-        deadline = time.monotonic() + 10
-        while (got := channel.basic_get("exchanger.dead"))[0] is None:
-            assert time.monotonic() < deadline, "the message never reached exchanger.dead"
-            time.sleep(0.1)
-        method, properties, body = got
-        channel.basic_ack(method.delivery_tag)
+    deadline = time.monotonic() + 10
+    while not (found := _dead_letter(sandbox.url, message_id)):
+        assert time.monotonic() < deadline, "the message never reached the dead-letter stream"
+        time.sleep(0.1)
+    properties, body = found
     assert (body, properties.message_id) == (b"<poison/>", message_id)
     assert properties.headers["x-first-death-reason"] == "delivery_limit"
     assert properties.headers["x-first-death-queue"] == mailbox
@@ -286,7 +302,8 @@ def test_a_participant_cannot_declare_a_private_reply_queue(sandbox: Sandbox) ->
 
 
 @pytest.mark.parametrize(
-    "exchange,key", [("exchanger.mailbox", "B"), ("", "mailbox.B"), ("exchanger.dead", "")]
+    "exchange,key",
+    [("exchanger.mailbox", "B"), ("", "mailbox.B"), ("exchanger.dead", ""), ("", "exchanger.dead-letters")],
 )
 def test_a_participant_cannot_publish_anywhere_but_inbound(sandbox: Sandbox, exchange: str, key: str) -> None:
     with refused(sandbox.url_as(sandbox.a), 403) as channel:

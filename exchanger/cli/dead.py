@@ -10,7 +10,9 @@ import click
 import pika.exceptions
 
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail, has_credentials, pass_settings, read_password
-from exchanger.transport.dead_letters import MAX_REPLAYS, DeadLetter, dead_letter_queue
+from exchanger.transport.dead_letter_store import DeadLetterLog, dead_letter_store, legacy_queue_depth, migrate_legacy_queue
+from exchanger.transport.dead_letters import MAX_REPLAYS, DeadLetter
+from exchanger.transport.names import DEAD_LETTERS, LEGACY_DEAD_QUEUE
 from exchanger.transport.url import connection_parameters, resolve_amqp_url, with_credentials
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -31,30 +33,39 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _session(settings):
-    config = settings.load()
+def _url(settings, config) -> str:
     url = resolve_amqp_url(settings.amqp_url)
     if not has_credentials(url):
         url = with_credentials(url, config.broker.daemon_user, read_password(settings, config.broker.daemon_user, config))
-    try:
-        return dead_letter_queue(connection_parameters(url, client_name="exchanger dead"), config.broker.daemon_user)
-    except pika.exceptions.AMQPError as exc:
-        fail(f"cannot open the dead-letter queue: {exc!r}", code=EXIT_BROKER)
+    return url
 
 
-def _browse(queue, limit: int | None = None) -> list[DeadLetter]:
-    """Browse the dead letters, or exit with what to do when the broker connection breaks on one."""
+def _session(settings):
+    config = settings.load()
     try:
-        return queue.browse(limit)
+        return dead_letter_store(connection_parameters(_url(settings, config), client_name="exchanger dead"), config.broker.daemon_user)
     except pika.exceptions.AMQPError as exc:
-        fail(
-            f"browsing the dead-letter queue failed: {exc!r}",
-            [
-                "a dead letter whose headers the AMQP client cannot decode breaks browsing;",
-                "inspect the queue with `rabbitmqctl list_queues` and remove it with `rabbitmqctl purge_queue exchanger.dead`",
-            ],
-            EXIT_BROKER,
-        )
+        fail(f"cannot open the dead-letter stream: {exc!r}", code=EXIT_BROKER)
+
+
+def _browse(store, limit: int | None = None) -> list[DeadLetter]:
+    """Read the pending dead letters, or exit with what to do when the broker refuses."""
+    pending = _read(store).pending()
+    return pending if limit is None else pending[:limit]
+
+
+def _read(store) -> DeadLetterLog:
+    """Read the whole dead-letter stream, or exit with what to do when the broker refuses."""
+    try:
+        return store.read()
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            fail(f"there is no dead-letter stream {DEAD_LETTERS} on this virtual host",
+                 ["declare it with `exchanger topology apply`", "then move older dead letters with `exchanger dead migrate`"],
+                 EXIT_BROKER)
+        fail(f"reading the dead-letter stream failed: {exc!r}", code=EXIT_BROKER)
+    except pika.exceptions.AMQPError as exc:
+        fail(f"reading the dead-letter stream failed: {exc!r}", code=EXIT_BROKER)
 
 
 def _filters(reason, sender, message_type, since, until) -> dict:
@@ -98,13 +109,22 @@ def dead() -> None:
 
 @dead.command(name="list", epilog=EXIT_CODES_HELP)
 @with_filters
-@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Browse at most this many.")
+@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Show at most this many.")
+@click.option("--settled", is_flag=True, help="List the replayed and purged ones instead, with who settled them and when.")
 @pass_settings
-def list_(settings, reason, sender, message_type, since, until, limit) -> None:
-    """List dead letters, one line each (they stay in the queue)."""
+def list_(settings, reason, sender, message_type, since, until, limit, settled) -> None:
+    """List pending dead letters, one line each (reading never removes or requeues anything)."""
     filters = _filters(reason, sender, message_type, since, until)
-    with _session(settings) as queue:
-        letters = [letter for letter in _browse(queue, limit) if letter.matches(**filters)]
+    if settled:
+        with _session(settings) as store:
+            log = _read(store)
+        done = [(log.letters[i], s) for i, s in log.settled.items() if i in log.letters and log.letters[i].matches(**filters)]
+        for letter, settlement in done[:limit]:
+            click.echo(f"{_line(letter)}  [{settlement.settled_as} by {settlement.settled_by} at {_when(settlement.at)}]")
+        click.echo(f"{len(done[:limit])} settled dead letter(s)", err=True)
+        return
+    with _session(settings) as store:
+        letters = [letter for letter in _browse(store, limit) if letter.matches(**filters)]
     for letter in letters:
         click.echo(_line(letter))
     click.echo(f"{len(letters)} dead letter(s)", err=True)
@@ -115,8 +135,8 @@ def list_(settings, reason, sender, message_type, since, until, limit) -> None:
 @pass_settings
 def show(settings, letter_id: str) -> None:
     """Show one dead letter: its headers, every reason, and its original bytes."""
-    with _session(settings) as queue:
-        found = [letter for letter in _browse(queue) if letter.id.startswith(letter_id)]
+    with _session(settings) as store:
+        found = [letter for letter in _browse(store) if letter.id.startswith(letter_id)]
     if not found:
         fail(f"no dead letter {letter_id}")
     letter = found[0]
@@ -146,17 +166,21 @@ def replay(settings, letter_ids, reason, sender, message_type, since, until, for
         fail("name the dead letters to replay, or select them with a filter", code=EXIT_FAILED)
     filters = _filters(reason, sender, message_type, since, until)
     replayed = skipped = 0
-    with _session(settings) as queue:
-        for letter in _browse(queue):
+    with _session(settings) as store:
+        for letter in _browse(store):
             if letter_ids and not any(letter.id.startswith(i) for i in letter_ids):
                 continue
             if not letter.matches(**filters):
+                continue
+            if not letter.sender:
+                click.echo(f"skipped {letter.id}: it names no broker-verified sender, so it cannot be replayed as one")
+                skipped += 1
                 continue
             if letter.replays >= MAX_REPLAYS and not force:
                 click.echo(f"skipped {letter.id}: already replayed {letter.replays} times (use --force)")
                 skipped += 1
                 continue
-            queue.replay(letter)
+            store.replay(letter)
             replayed += 1
             click.echo(f"replayed {letter.id} ({letter.message_type or '?'} {letter.message_id or ''} from {letter.sender or '?'})")
     click.echo(f"{replayed} replayed, {skipped} skipped", err=True)
@@ -169,17 +193,40 @@ def replay(settings, letter_ids, reason, sender, message_type, since, until, for
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @pass_settings
 def purge(settings, older_than: str, dry_run: bool) -> None:
-    """Remove dead letters older than a period, for good."""
+    """Settle dead letters older than a period for good: they no longer show, replay or count as waiting."""
     cutoff = time.time() - parse_age(older_than)
     removed = 0
-    with _session(settings) as queue:
-        for letter in _browse(queue):
+    with _session(settings) as store:
+        for letter in _browse(store):
             if letter.dead_at is not None and letter.dead_at < cutoff:
                 if not dry_run:
-                    queue.purge(letter)
+                    store.purge(letter)
                 removed += 1
                 click.echo(f"{'would remove' if dry_run else 'removed'} {_line(letter)}")
     click.echo(f"{removed} dead letter(s) {'would be ' if dry_run else ''}removed", err=True)
+
+
+@dead.command(epilog=EXIT_CODES_HELP)
+@pass_settings
+def migrate(settings) -> None:
+    """Move the dead letters of an earlier version's queue (exchanger.dead) into the stream, then delete the queue."""
+    config = settings.load()
+    try:
+        connection = pika.BlockingConnection(connection_parameters(_url(settings, config), client_name="exchanger dead migrate"))
+    except pika.exceptions.AMQPError as exc:
+        fail(f"cannot connect to the broker: {exc!r}", code=EXIT_BROKER)
+    try:
+        if legacy_queue_depth(connection) is None:
+            click.echo(f"no queue {LEGACY_DEAD_QUEUE}: nothing to migrate")
+            return
+        moved = migrate_legacy_queue(connection, config.broker.daemon_user)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        hint = ["run `exchanger topology apply` first: it declares the stream"] if exc.reply_code == 404 else []
+        fail(f"migrating {LEGACY_DEAD_QUEUE} failed (what was moved is in the stream, the rest is still in the queue): {exc!r}", hint, EXIT_BROKER)
+    finally:
+        if connection.is_open:
+            connection.close()
+    click.echo(f"moved {moved} dead letter(s) from {LEGACY_DEAD_QUEUE} to the stream {DEAD_LETTERS}; {LEGACY_DEAD_QUEUE} deleted")
 
 
 COMMANDS = [dead]

@@ -62,6 +62,8 @@ def status(settings, url: str | None) -> None:
     reasons = sorted(samples.get("exchanger_rejections_total", []), key=lambda s: -s.value)[:5]
     for sample in reasons:
         click.echo(f"  rejected at {sample.labels['stage']}/{sample.labels['code']}: {sample.value:.0f}")
+    for sample in samples.get("exchanger_broker_info", []):
+        click.echo(f"broker: {sample.labels['product']} {sample.labels['version']}")
     for sample in samples.get("exchanger_dead_letters", []):
         click.echo(f"dead letters waiting: {sample.value:.0f}")
     for sample in samples.get("exchanger_config_file_ok", []):

@@ -12,6 +12,9 @@ import pika.exceptions
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, Settings, fail, pass_settings, read_password
 from exchanger.cli.errors import explain
 from exchanger.transport.admin import AdminError, BrokerAdmin, apply_users
+from exchanger.transport.broker_version import MINIMUM, broker_version
+from exchanger.transport.dead_letter_store import legacy_queue_depth
+from exchanger.transport.names import LEGACY_DEAD_QUEUE
 from exchanger.transport.topology import Topology, TopologyError, declare
 from exchanger.transport.url import connection_parameters, resolve_amqp_url
 
@@ -29,8 +32,23 @@ def declare_topology(url: str, config, *, exit_code: int = EXIT_BROKER) -> Topol
     except pika.exceptions.AMQPError as exc:
         failure = explain(exc, Settings(Path(), url, "info"))
         fail(failure.message, failure.details, exit_code)
+    version = broker_version(connection)
+    if version is not None and version.parts and version.parts < MINIMUM:
+        connection.close()
+        fail(
+            f"the broker is {version}: the exchange needs RabbitMQ {'.'.join(map(str, MINIMUM))} or later",
+            ["its dead letters live in a stream (3.9+) that quorum queues dead-letter into at least once (3.10+)"],
+            EXIT_FAILED,
+        )
     try:
         declare(connection.channel(), topology)
+        legacy = legacy_queue_depth(connection)
+        if legacy is not None:
+            click.echo(
+                f"an earlier version's dead-letter queue {LEGACY_DEAD_QUEUE} is still there ({legacy} message(s)): "
+                f"move them into the stream {topology.dead_letters} with `exchanger dead migrate`",
+                err=True,
+            )
     except TopologyError as exc:
         fail(str(exc), code=EXIT_FAILED)
     except pika.exceptions.AMQPError as exc:
@@ -49,7 +67,7 @@ def vhost_of(url: str) -> str:
 
 @click.group()
 def topology() -> None:
-    """Broker topology: exchanges, durable quorum queues, bindings and participant users."""
+    """Broker topology: exchanges, durable quorum queues, the dead-letter stream, bindings and participant users."""
 
 
 @topology.command(epilog=EXIT_CODES_HELP)
@@ -87,8 +105,9 @@ def apply(settings, users: bool) -> None:
         click.echo(f"users: {daemon_user} (daemon) and {len(passwords)} participants on {vhost}")
     applied = declare_topology(url, config)
     click.echo(
-        f"declared on {vhost}: {len(applied.exchanges())} exchanges, {len(applied.queues())} quorum queues "
-        f"(delivery limit {applied.delivery_limit}), {len(applied.bindings())} bindings"
+        f"declared on {vhost}: {len(applied.exchanges())} exchanges, {len(applied.queues()) - 1} quorum queues "
+        f"(delivery limit {applied.delivery_limit}), the dead-letter stream {applied.dead_letters}, "
+        f"{len(applied.bindings())} bindings"
     )
 
 

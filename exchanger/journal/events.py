@@ -21,7 +21,7 @@ from exchanger.journal.records import (
 from exchanger.pipeline.disposition import ACCEPTED, Disposition
 from exchanger.pipeline.disposition import REJECTED as REJECTED_OUTCOME
 from exchanger.pipeline.stages.deduplicate import DUPLICATE as DUPLICATE_OUTCOME
-from exchanger.transport.names import DEAD_EXCHANGE, DEAD_QUEUE
+from exchanger.transport.names import DEAD_EXCHANGE, DEAD_LETTERS
 
 HEADER = "x-exchanger-"
 
@@ -186,7 +186,7 @@ def settlement_events(entry: Entry) -> list[Event]:
         for f in entry.forwards
     ]
     if entry.dead_lettered:
-        details = {"queue": DEAD_QUEUE}
+        details = {"queue": DEAD_LETTERS}
         if entry.dead_letter_id:
             details["dead_letter_id"] = entry.dead_letter_id
         events.append(Event.of(DEAD_LETTERED, data=details, **columns))

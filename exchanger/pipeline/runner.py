@@ -30,7 +30,7 @@ from exchanger.pipeline.stages.sign import Sign
 from exchanger.pipeline.stages.validate import Validate
 from exchanger.pipeline.stages.verify import Verify
 from exchanger.platform_documents import derived_id, platform_receipt
-from exchanger.transport.dead_letters import DEAD_LETTER_ID, REPLAYS
+from exchanger.transport.dead_letters import BROKER_DEATH_HEADERS, DEAD_LETTER_ID, REPLAYS, storable_headers
 from exchanger.transport.names import DEAD_EXCHANGE, MAILBOX_EXCHANGE
 
 log = structlog.get_logger("exchanger.pipeline")
@@ -220,7 +220,11 @@ class Pipeline:
             # nothing is decided on it.
             with contextlib.suppress(FieldError):
                 envelope.message_id = envelope.message_type.message_id(envelope.tree.getroot())
-        headers = {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith(HEADER)}
+        # The exchange's names and the broker's dead-lettering record are theirs alone: `exchanger dead` tells
+        # a letter the pipeline wrote from one the broker dead-lettered by the absence of the latter.
+        headers = storable_headers(
+            {k: v for k, v in (inbound.headers or {}).items() if not str(k).startswith((HEADER, *BROKER_DEATH_HEADERS))}
+        )
         # The receipt goes to whoever the broker authenticated, never to a sender the document merely claims.
         connected = envelope.connected_as or connection_identity(inbound, self.config.registry, self.config.broker.daemon_user)
         replays = (inbound.headers or {}).get(REPLAYS)

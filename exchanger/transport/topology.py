@@ -14,7 +14,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from exchanger.errors import ExchangerError
 from exchanger.transport.names import (
     DEAD_EXCHANGE,
-    DEAD_QUEUE,
+    DEAD_LETTERS,
     INBOUND_EXCHANGE,
     INBOUND_QUEUE,
     INBOUND_ROUTING_KEY,
@@ -26,7 +26,7 @@ DEFAULT_DELIVERY_LIMIT = 5
 
 __all__ = [
     "DEAD_EXCHANGE",
-    "DEAD_QUEUE",
+    "DEAD_LETTERS",
     "DEFAULT_DELIVERY_LIMIT",
     "INBOUND_EXCHANGE",
     "INBOUND_QUEUE",
@@ -143,7 +143,7 @@ class Topology:
     mailbox_exchange: str = MAILBOX_EXCHANGE
     mailbox_prefix: str = MAILBOX_PREFIX
     dead_exchange: str = DEAD_EXCHANGE
-    dead_queue: str = DEAD_QUEUE
+    dead_letters: str = DEAD_LETTERS
 
     def __post_init__(self) -> None:
         participants = tuple(check_participant_id(p) for p in self.participants)
@@ -165,23 +165,26 @@ class Topology:
         """Return the routing key that delivers to a participant's mailbox."""
         return check_participant_id(participant_id)
 
-    def queue_arguments(self, *, dead_letter: bool = True) -> dict[str, Any]:
-        """Return the arguments a queue is declared with; the dead queue itself has no limit and no DLX."""
-        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
-        if dead_letter:
-            arguments.update(
-                {
-                    # Without an explicit limit a poison message is redelivered forever on 3.x.
-                    "x-delivery-limit": self.delivery_limit,
-                    "x-dead-letter-exchange": self.dead_exchange,
-                    # Default strategy (at-most-once) drops the message if the dead
-                    # queue cannot take it; at-least-once keeps it in the source queue.
-                    "x-dead-letter-strategy": "at-least-once",
-                    # at-least-once silently falls back to at-most-once without this.
-                    "x-overflow": "reject-publish",
-                }
-            )
-        return arguments
+    def queue_arguments(self) -> dict[str, Any]:
+        """Return the arguments every quorum queue is declared with: an explicit limit and safe dead-lettering."""
+        return {
+            "x-queue-type": "quorum",
+            # Set explicitly: 3.x has no limit by default (a poison message loops forever), 4.x
+            # silently applies 20; either way the exchange's own setting must hold.
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": self.dead_exchange,
+            # Default strategy (at-most-once) drops the message if the dead-letter
+            # stream cannot take it; at-least-once keeps it in the source queue.
+            "x-dead-letter-strategy": "at-least-once",
+            # at-least-once silently falls back to at-most-once without this.
+            "x-overflow": "reject-publish",
+        }
+
+    def dead_letter_arguments(self) -> dict[str, Any]:
+        """Return the arguments of the dead-letter stream: no delivery limit applies to a stream, and no retention."""
+        # Streams are read by offset without removing or requeueing anything, so browsing cannot
+        # wear a dead letter out; retention, if wanted, is an operator's policy (max-age).
+        return {"x-queue-type": "stream"}
 
     def exchanges(self) -> tuple[ExchangeSpec, ...]:
         """Return the exchanges, the dead-letter exchange first."""
@@ -192,12 +195,10 @@ class Topology:
         )
 
     def queues(self) -> tuple[QueueSpec, ...]:
-        """Return the queues, the dead queue first."""
+        """Return the queues, the dead-letter stream first (the others dead-letter into it)."""
         live = self.queue_arguments()
         return (
-            # The dead queue has nowhere further to send a message, so one
-            # returned to it more than delivery_limit times is dropped.
-            QueueSpec(self.dead_queue, self.queue_arguments(dead_letter=False)),
+            QueueSpec(self.dead_letters, self.dead_letter_arguments()),
             QueueSpec(self.inbound_queue, dict(live)),
             *(QueueSpec(self.mailbox_queue(p), dict(live)) for p in self.participants),
         )
@@ -206,7 +207,7 @@ class Topology:
         """Return the bindings between the exchanges and the queues."""
         return (
             # A fanout exchange ignores the key; empty is the conventional value.
-            BindingSpec(self.dead_queue, self.dead_exchange, ""),
+            BindingSpec(self.dead_letters, self.dead_exchange, ""),
             BindingSpec(self.inbound_queue, self.inbound_exchange, self.inbound_routing_key),
             *(
                 BindingSpec(self.mailbox_queue(p), self.mailbox_exchange, self.mailbox_routing_key(p))
