@@ -42,10 +42,8 @@ def _url(settings, config) -> str:
 
 def _session(settings):
     config = settings.load()
-    try:
-        return dead_letter_store(connection_parameters(_url(settings, config), client_name="exchanger dead"), config.broker.daemon_user)
-    except pika.exceptions.AMQPError as exc:
-        fail(f"cannot open the dead-letter stream: {exc!r}", code=EXIT_BROKER)
+    # A broker that cannot be reached or refuses the login is explained by the command group, as for every command.
+    return dead_letter_store(connection_parameters(_url(settings, config), client_name="exchanger dead"), config.broker.daemon_user)
 
 
 def _browse(store, limit: int | None = None) -> list[DeadLetter]:
@@ -211,10 +209,7 @@ def purge(settings, older_than: str, dry_run: bool) -> None:
 def migrate(settings) -> None:
     """Move the dead letters of an earlier version's queue (exchanger.dead) into the stream, then delete the queue."""
     config = settings.load()
-    try:
-        connection = pika.BlockingConnection(connection_parameters(_url(settings, config), client_name="exchanger dead migrate"))
-    except pika.exceptions.AMQPError as exc:
-        fail(f"cannot connect to the broker: {exc!r}", code=EXIT_BROKER)
+    connection = pika.BlockingConnection(connection_parameters(_url(settings, config), client_name="exchanger dead migrate"))
     try:
         if legacy_queue_depth(connection) is None:
             click.echo(f"no queue {LEGACY_DEAD_QUEUE}: nothing to migrate")

@@ -111,7 +111,17 @@ class _ByteBounds:
         fewest_bytes, marker = self._SHAPES[kind]
         if len(self.data) // fewest_bytes <= threshold:
             return True
-        return self.ascii_compatible and self.data.count(marker) <= threshold
+        if not self.ascii_compatible:
+            return False
+        if kind == "elements":
+            return self._start_tags_at_most() <= threshold
+        return self.data.count(marker) <= threshold
+
+    def _start_tags_at_most(self) -> int:
+        """An upper bound on the elements: every start tag is a "<" followed by neither "/", "?" nor "!"."""
+        data = self.data
+        # Every other "<" (end tags, comments, PIs, CDATA, and any "<" inside those) only raises the bound.
+        return data.count(b"<") - data.count(b"</") - data.count(b"<?") - data.count(b"<!")
 
     def rule_out_text(self, max_bytes: int) -> bool:
         """True when no text can exceed max_bytes in UTF-8 (4 bytes at most per character, 1 at least)."""
@@ -256,18 +266,41 @@ def _long_texts(kinds: tuple[str, ...]) -> etree.XPath:
     return etree.XPath(" | ".join(_TEXT_KINDS[kind] + _LONG for kind in kinds))
 
 
-def _text_kinds(bounds: _ByteBounds | None) -> tuple[str, ...]:
-    """Which kinds of text the document can hold: from its bytes when they tell (each kind is one more pass)."""
+def _longest_run_without(data: bytes, byte: bytes) -> int:
+    """The length of the longest run of data without byte, in C, a slice at a time (the pieces stay small)."""
+    longest = carry = 0
+    for start in range(0, len(data), _SLICE):
+        pieces = data[start : start + _SLICE].split(byte)
+        if len(pieces) == 1:
+            carry += len(pieces[0])
+            continue
+        longest = max(longest, carry + len(pieces[0]), max(map(len, pieces[1:-1]), default=0))
+        carry = len(pieces[-1])
+    return max(longest, carry)
+
+
+def _text_kinds(bounds: _ByteBounds | None, floor: int) -> tuple[str, ...]:
+    """Which kinds of text may be longer than floor characters: from the bytes when they tell (each kind is one
+    more pass). In an ASCII-compatible encoding a character takes at least one byte."""
     if bounds is None or not bounds.ascii_compatible:
         return tuple(_TEXT_KINDS)
     data = bounds.data
-    present = {"text": True, "attribute": b"=" in data, "comment": b"<!--" in data, "pi": data.count(b"<?") > 1}
+    # Text and attribute values hold no "<" (CDATA aside), so none is longer than the longest run without one.
+    short_runs = b"<![CDATA[" not in data and _longest_run_without(data, b"<") <= floor
+    present = {
+        "text": not short_runs,
+        "attribute": b"=" in data and not short_runs,
+        "comment": b"<!--" in data,
+        "pi": data.count(b"<?") > 1,
+    }
     return tuple(kind for kind, here in present.items() if here)
 
 
 def _check_texts(root: etree._Element, max_text: int, bounds: _ByteBounds | None = None) -> None:
     # A text of max_text // 4 characters or fewer fits in max_text UTF-8 bytes; libxml2 finds the longer ones.
-    found = _long_texts(_text_kinds(bounds))(root.getroottree(), floor=max_text // 4)
+    floor = max_text // 4
+    kinds = _text_kinds(bounds, floor)
+    found = _long_texts(kinds)(root.getroottree(), floor=floor) if kinds else ()
     for node in (*found, *_outside_root(root)):
         size = _utf8_len(str(node) if isinstance(node, str) else node.text)
         if size > max_text:

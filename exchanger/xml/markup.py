@@ -29,9 +29,10 @@ def element_path(element: etree._Element) -> str:
         name = f"{node.prefix}:{qname.localname}" if node.prefix else qname.localname
         parent = node.getparent()
         if parent is not None:
-            same = [sibling for sibling in parent.iterchildren(node.tag)]
-            if len(same) > 1:
-                name += f"[{same.index(node) + 1}]"
+            # Only the preceding siblings are counted: the path of an early element costs little however many follow.
+            before = sum(1 for _ in node.itersiblings(node.tag, preceding=True))
+            if before or next(node.itersiblings(node.tag), None) is not None:
+                name += f"[{before + 1}]"
         steps.append(name)
         node = parent
     return "/" + "/".join(reversed(steps))
