@@ -137,6 +137,18 @@ def test_element_count(count, encoding):
     assert refusal(encoded(siblings(count), encoding)) == expected
 
 
+@FUZZ
+@given(count=counts_around(SMALL.max_elements), pis=st.booleans(), encoding=st.sampled_from(ENCODINGS))
+def test_comments_and_processing_instructions_count(count, pis, encoding):
+    """A flood of tiny comments or PIs inside text costs more to build than elements: held to max_elements."""
+    node = "<?p?>" if pis else "<!---->"
+    expected = "limits.elements" if count > SMALL.max_elements else "parse.markup-in-text"
+    body = encoded("<r>" + ("1" + node) * count + "</r>", encoding)
+    with pytest.raises(Rejected) as refused:
+        Parse(None, SMALL)(Envelope(Inbound(body)))
+    assert refused.value.reasons[0].code == expected
+
+
 def test_element_count_read_from_comments_is_an_upper_bound_only():
     # Hundreds of "<" in comments make the byte count exceed the limit; the exact count then decides.
     text = "<r>" + "<!--<<<<<<<<<<-->" * 100 + "<e/>" * 10 + "</r>"
@@ -343,7 +355,7 @@ def test_hostile_shapes_are_refused_at_the_parse_stage(pipeline, exchange, signe
 @pytest.mark.parametrize(
     ("name", "blanks"),
     [
-        *((name, blanks) for name in ("SignatureValue", "DigestValue") for blanks in (1, 100, 4000, DEFAULTS.max_text_bytes + 1)),
+        *((name, blanks) for name in ("SignatureValue", "DigestValue") for blanks in (1, 100, 4000, 60_000, 1_000_000, DEFAULTS.max_text_bytes + 1)),
         ("DigestValue", DEFAULTS.max_signed_info_bytes + 1),
     ],
 )

@@ -46,6 +46,7 @@ class StructuralLimits:
     """Bounds on a document's shape; each is a positive whole number."""
 
     max_depth: int = DEFAULT_MAX_DEPTH
+    # Elements; comments and processing instructions, together, are held to the same number.
     max_elements: int = DEFAULT_MAX_ELEMENTS
     max_attributes_per_element: int = DEFAULT_MAX_ATTRIBUTES_PER_ELEMENT
     max_namespace_declarations: int = DEFAULT_MAX_NAMESPACE_DECLARATIONS
@@ -117,6 +118,12 @@ class _ByteBounds:
             return self._start_tags_at_most() <= threshold
         return self.data.count(marker) <= threshold
 
+    def markup_openings(self) -> int:
+        """Comments and PIs opened in the bytes ("<!--" inside a CDATA section counts too); the XML declaration not."""
+        data = self.data
+        declaration = 1 if data.removeprefix(b"\xef\xbb\xbf").startswith(b"<?xml") else 0
+        return data.count(b"<!--") + data.count(b"<?") - declaration
+
     def _start_tags_at_most(self) -> int:
         """An upper bound on the elements: every start tag is a "<" followed by neither "/", "?" nor "!"."""
         data = self.data
@@ -134,6 +141,9 @@ def parse_within(
     """Parse data with parser (or, when it may hold too many elements, a pull parser with the same options)
     and check it against the limits; raise LimitExceeded or etree.XMLSyntaxError."""
     bounds = _ByteBounds(data)
+    if bounds.ascii_compatible and bounds.markup_openings() > limits.max_elements:
+        # Refused before parsing: a flood of tiny comments costs libxml2 more to build than to count here.
+        raise LimitExceeded("limits.elements", _too_much_markup(limits))
     if bounds.rule_out("elements", limits.max_elements):
         root = etree.fromstring(data, parser)
     else:
@@ -142,8 +152,18 @@ def parse_within(
         bounds.ascii_compatible = False  # libxml2 read it otherwise than its first bytes suggested
         if len(data) // 4 > limits.max_elements and len(list(root.iter())) > limits.max_elements:
             raise LimitExceeded("limits.elements", f"the document has more than {limits.max_elements} elements", root)
+    if not bounds.ascii_compatible and _MARKUP_COUNT(root.getroottree()) > limits.max_elements:
+        raise LimitExceeded("limits.elements", _too_much_markup(limits), root)
     check_tree(root, limits, bounds)
     return root
+
+
+# Two counts rather than a union: libxml2 merges node-sets of a union pairwise.
+_MARKUP_COUNT = etree.XPath("count(//comment()) + count(//processing-instruction())")
+
+
+def _too_much_markup(limits: StructuralLimits) -> str:
+    return f"the document holds more than {limits.max_elements} comments and processing instructions"
 
 
 def _parse_counting_elements(data: bytes, limits: StructuralLimits, parser_options: dict) -> etree._Element:
@@ -195,15 +215,17 @@ def _check_depth(root: etree._Element, max_depth: int) -> None:
         raise LimitExceeded("limits.depth", f"elements are nested more than {max_depth} deep", too_deep[0])
 
 
+# libxml2 counts each element's attributes in C: one linear pass, no Python object per element.
+_OVER_ATTRIBUTES = etree.XPath("(//*[count(@*) > $most])[1]")
+
+
 def _check_attributes(root: etree._Element, max_attributes: int) -> None:
-    for element in root.iter(etree.Element):
-        attributes = element.attrib
-        if attributes and len(attributes) > max_attributes:
-            raise LimitExceeded(
-                "limits.attributes",
-                f"an element has {len(attributes)} attributes, over the limit of {max_attributes}",
-                element,
-            )
+    for element in _OVER_ATTRIBUTES(root, most=max_attributes):
+        raise LimitExceeded(
+            "limits.attributes",
+            f"an element has {len(element.attrib)} attributes, over the limit of {max_attributes}",
+            element,
+        )
 
 
 def _check_namespaces(root: etree._Element, limits: StructuralLimits) -> None:
@@ -266,11 +288,12 @@ def _long_texts(kinds: tuple[str, ...]) -> etree.XPath:
     return etree.XPath(" | ".join(_TEXT_KINDS[kind] + _LONG for kind in kinds))
 
 
-def _longest_run_without(data: bytes, byte: bytes) -> int:
-    """The length of the longest run of data without byte, in C, a slice at a time (the pieces stay small)."""
+def _longest_run_without(data: bytes, separator: bytes) -> int:
+    """The length of the longest run of data without separator, in C, a slice at a time (the pieces stay small)."""
     longest = carry = 0
     for start in range(0, len(data), _SLICE):
-        pieces = data[start : start + _SLICE].split(byte)
+        # A separator cut in two by a slice's edge goes unseen: the run is over-counted, never under.
+        pieces = data[start : start + _SLICE].split(separator)
         if len(pieces) == 1:
             carry += len(pieces[0])
             continue
@@ -290,8 +313,9 @@ def _text_kinds(bounds: _ByteBounds | None, floor: int) -> tuple[str, ...]:
     present = {
         "text": not short_runs,
         "attribute": b"=" in data and not short_runs,
-        "comment": b"<!--" in data,
-        "pi": data.count(b"<?") > 1,
+        # A comment ends at the first "-->" and a PI at the first "?>": neither is longer than the runs between them.
+        "comment": b"<!--" in data and _longest_run_without(data, b"-->") > floor,
+        "pi": data.count(b"<?") > 1 and _longest_run_without(data, b"?>") > floor,
     }
     return tuple(kind for kind, here in present.items() if here)
 
