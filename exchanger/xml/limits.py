@@ -169,8 +169,9 @@ def _too_much_markup(limits: StructuralLimits) -> str:
 def _parse_counting_elements(data: bytes, limits: StructuralLimits, parser_options: dict) -> etree._Element:
     """Parse with a pull parser, abandoning the document at its first element over max_elements.
 
-    Every 1024th element's depth is also checked (its ancestors, fewer than libxml2's 256), so that a document
-    of many deeply nested elements, each costlier to read, is abandoned early too.
+    The events of each slice are gathered in C and counted at once; the depth of each slice's last element is
+    checked too (its ancestors, fewer than libxml2's 256), so that a document of many deeply nested elements,
+    each costlier to read, is abandoned early as well.
     """
     parser = etree.XMLPullParser(events=("start",), **parser_options)
     count = 0
@@ -180,14 +181,16 @@ def _parse_counting_elements(data: bytes, limits: StructuralLimits, parser_optio
             parser.feed(data[start : start + _SLICE])
         else:
             root = parser.close()
-        for _, element in parser.read_events():
-            count += 1
-            if count > limits.max_elements:
-                raise LimitExceeded(
-                    "limits.elements", f"the document has more than {limits.max_elements} elements", element
-                )
-            if not count % 1024 and sum(1 for _ in element.iterancestors()) >= limits.max_depth:
-                raise LimitExceeded("limits.depth", f"elements are nested more than {limits.max_depth} deep", element)
+        events = list(parser.read_events())
+        if not events:
+            continue
+        count += len(events)
+        if count > limits.max_elements:
+            first_over = events[len(events) - (count - limits.max_elements)][1]
+            raise LimitExceeded("limits.elements", f"the document has more than {limits.max_elements} elements", first_over)
+        last = events[-1][1]
+        if sum(1 for _ in last.iterancestors()) >= limits.max_depth:
+            raise LimitExceeded("limits.depth", f"elements are nested more than {limits.max_depth} deep", last)
     return root
 
 
