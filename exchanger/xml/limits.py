@@ -18,7 +18,7 @@ DS_SIGNED_INFO = "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"
 # The defaults: far above the largest real document measured (bench/RESULTS.md, "Hostile-input cost", lists
 # the corpus maxima), and low enough that every step after parsing stays linear and cheap.
 DEFAULT_MAX_DEPTH = 64
-DEFAULT_MAX_ELEMENTS = 500_000
+DEFAULT_MAX_ELEMENTS = 300_000
 DEFAULT_MAX_ATTRIBUTES_PER_ELEMENT = 64
 DEFAULT_MAX_NAMESPACE_DECLARATIONS = 10_000
 DEFAULT_MAX_NAMESPACES_IN_SCOPE = 64
@@ -144,6 +144,8 @@ def parse_within(
     if bounds.ascii_compatible and bounds.markup_openings() > limits.max_elements:
         # Refused before parsing: a flood of tiny comments costs libxml2 more to build than to count here.
         raise LimitExceeded("limits.elements", _too_much_markup(limits))
+    if not bounds.rule_out("namespaces", limits.max_namespace_declarations):
+        _count_declarations_while_parsing(data, limits, parser_options)
     if bounds.rule_out("elements", limits.max_elements):
         root = etree.fromstring(data, parser)
     else:
@@ -164,6 +166,22 @@ _MARKUP_COUNT = etree.XPath("count(//comment()) + count(//processing-instruction
 
 def _too_much_markup(limits: StructuralLimits) -> str:
     return f"the document holds more than {limits.max_elements} comments and processing instructions"
+
+
+def _count_declarations_while_parsing(data: bytes, limits: StructuralLimits, parser_options: dict) -> None:
+    """Read the namespace declarations alone (no element is built as an object), stopping at the first over the limit.
+
+    Declarations make every element costlier to build, so a document with too many is abandoned before the tree.
+    """
+    parser = etree.XMLPullParser(events=("start-ns",), **parser_options)
+    count = 0
+    for start in range(0, len(data), _SLICE):
+        parser.feed(data[start : start + _SLICE])
+        count += len(list(parser.read_events()))
+        if count > limits.max_namespace_declarations:
+            raise LimitExceeded(
+                "limits.namespaces", f"the document declares more than {limits.max_namespace_declarations} namespaces"
+            )
 
 
 def _parse_counting_elements(data: bytes, limits: StructuralLimits, parser_options: dict) -> etree._Element:
