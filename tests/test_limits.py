@@ -25,7 +25,8 @@ from exchanger.pipeline import build_pipeline
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.validate import MAX_REPORTED, Validate
-from exchanger.xml.limits import CODES, StructuralLimits, measure
+from exchanger.xml.limits import CODES, StructuralLimits
+from exchanger.xml.shape import measure
 from exchanger.xml.parser import HostileXML, parse_untrusted
 from exchanger.xml.schema import TREE_VALIDATION_BYTES
 

@@ -75,7 +75,8 @@ def _path(node: etree._Element | None) -> str | None:
     return node.getroottree().getpath(node) if node is not None else None
 
 
-def _utf8_len(text: str | None) -> int:
+def utf8_len(text: str | None) -> int:
+    """The length of text in UTF-8 bytes, counted without encoding it when it is ASCII."""
     if not text:
         return 0
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
@@ -301,12 +302,13 @@ def _first_with_many_in_scope(root: etree._Element, limit: int) -> etree._Elemen
 
 
 _LONG = "[string-length() > $floor]"
-_TEXT_KINDS = {"text": "//text()", "attribute": "//@*", "comment": "//comment()", "pi": "//processing-instruction()"}
+TEXT_KINDS = {"text": "//text()", "attribute": "//@*", "comment": "//comment()", "pi": "//processing-instruction()"}
 
 
 @functools.lru_cache(maxsize=16)
-def _long_texts(kinds: tuple[str, ...]) -> etree.XPath:
-    return etree.XPath(" | ".join(_TEXT_KINDS[kind] + _LONG for kind in kinds))
+def long_texts(kinds: tuple[str, ...]) -> etree.XPath:
+    """An XPath selecting the texts of the given kinds longer than $floor characters."""
+    return etree.XPath(" | ".join(TEXT_KINDS[kind] + _LONG for kind in kinds))
 
 
 def _longest_run_without(data: bytes, separator: bytes) -> int:
@@ -327,7 +329,7 @@ def _text_kinds(bounds: _ByteBounds | None, floor: int) -> tuple[str, ...]:
     """Which kinds of text may be longer than floor characters: from the bytes when they tell (each kind is one
     more pass). In an ASCII-compatible encoding a character takes at least one byte."""
     if bounds is None or not bounds.ascii_compatible:
-        return tuple(_TEXT_KINDS)
+        return tuple(TEXT_KINDS)
     data = bounds.data
     # Text and attribute values hold no "<" (CDATA aside), so none is longer than the longest run without one.
     short_runs = b"<![CDATA[" not in data and _longest_run_without(data, b"<") <= floor
@@ -345,16 +347,17 @@ def _check_texts(root: etree._Element, max_text: int, bounds: _ByteBounds | None
     # A text of max_text // 4 characters or fewer fits in max_text UTF-8 bytes; libxml2 finds the longer ones.
     floor = max_text // 4
     kinds = _text_kinds(bounds, floor)
-    found = _long_texts(kinds)(root.getroottree(), floor=floor) if kinds else ()
-    for node in (*found, *_outside_root(root)):
-        size = _utf8_len(str(node) if isinstance(node, str) else node.text)
+    found = long_texts(kinds)(root.getroottree(), floor=floor) if kinds else ()
+    for node in (*found, *outside_root(root)):
+        size = utf8_len(str(node) if isinstance(node, str) else node.text)
         if size > max_text:
             owner = node.getparent() if isinstance(node, str) else node
             what = "an attribute value" if getattr(node, "is_attribute", False) else "a text"
             raise LimitExceeded("limits.text", f"{what} is {size} bytes long, over the limit of {max_text}", owner)
 
 
-def _outside_root(root: etree._Element):
+def outside_root(root: etree._Element):
+    """The comments and PIs beside the root element, which no XPath from it reaches."""
     return (*root.itersiblings(preceding=True), *root.itersiblings())
 
 
@@ -368,46 +371,3 @@ def _check_signed_info(root: etree._Element, max_bytes: int) -> None:
                 "limits.signed-info", f"ds:SignedInfo is {size} bytes, over the limit of {max_bytes}", signed_info
             )
 
-
-@dataclass
-class Shape:
-    """The largest value of each limited quantity in one document: for choosing and documenting limits."""
-
-    depth: int = 0
-    elements: int = 0
-    attributes_per_element: int = 0
-    namespace_declarations: int = 0
-    namespaces_in_scope: int = 0
-    text_bytes: int = 0
-    signed_info_bytes: int = 0
-
-
-def measure(root: etree._Element) -> Shape:
-    """Measure a parsed document's shape exactly (not for hostile input: it is not optimised)."""
-    shape = Shape()
-    depth = 0
-    declared: list[str] = []
-    in_scope: dict[str, int] = {}
-    for event, item in etree.iterwalk(root, events=("start", "end", "start-ns", "end-ns")):
-        if event == "start":
-            depth += 1
-            shape.depth = max(shape.depth, depth)
-            shape.elements += 1
-            shape.attributes_per_element = max(shape.attributes_per_element, len(item.attrib))
-        elif event == "end":
-            depth -= 1
-        elif event == "start-ns":
-            shape.namespace_declarations += 1
-            declared.append(item[0])
-            in_scope[item[0]] = in_scope.get(item[0], 0) + 1
-            shape.namespaces_in_scope = max(shape.namespaces_in_scope, len(in_scope))
-        else:
-            prefix = declared.pop()
-            in_scope[prefix] -= 1
-            if not in_scope[prefix]:
-                del in_scope[prefix]
-    for node in (*_long_texts(tuple(_TEXT_KINDS))(root.getroottree(), floor=-1), *_outside_root(root)):
-        shape.text_bytes = max(shape.text_bytes, _utf8_len(str(node) if isinstance(node, str) else node.text))
-    for signed_info in root.iter(DS_SIGNED_INFO):
-        shape.signed_info_bytes = max(shape.signed_info_bytes, len(etree.tostring(signed_info, with_tail=False)))
-    return shape
