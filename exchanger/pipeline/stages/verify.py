@@ -46,14 +46,13 @@ class Verify:
         cert_node = root.find(_CERT_PATH)
         if cert_node is None or not (cert_node.text or "").strip():
             raise self._unpinned(root)
+        if len(cert_node):
+            # .text stops at the first child: markup inside the certificate is the profile's to name.
+            raise self._structural(root, SignatureError("signature.unsigned-content", "the X509Certificate holds markup"))
         try:
-            if len(cert_node):
-                # .text stops at the first child: markup inside the certificate is the profile's to name.
-                raise SignatureError("signature.unsigned-content", "the X509Certificate holds markup")
             der = decode_base64(cert_node.text, "the X509Certificate in KeyInfo", "signature.key-info")
         except SignatureError as exc:
-            # Markup inside the certificate is unsigned content: let the verifier's profile name it.
-            raise self._explained(root, exc) from None
+            raise self._structural(root, exc) from None
         signer, certificate = self._by_fingerprint.get(hashlib.sha256(der).digest(), (None, None))
         if signer is None:
             raise self._reject(
@@ -76,23 +75,26 @@ class Verify:
         envelope.signer = signer
         envelope.signed_root = verified.signed_root
 
-    def _explained(self, root, fallback: SignatureError) -> Rejected:
-        """The verifier's own reason for refusing a signature whose certificate cannot be read."""
+    def _refusal_without_certificate(self, root) -> SignatureError | None:
+        """What the verifier's structural checks (profile, algorithms, placement, KeyInfo) say of the signature."""
         try:
+            # With no certificate to verify against, this only ever raises.
             self.verifier.verify(root, ())
         except SignatureError as exc:
-            return self._reject(exc.code, exc.message)
-        return self._reject(fallback.code, fallback.message)  # pragma: no cover - verify(root, ()) always raises
+            return exc
+        return None  # pragma: no cover - verify(root, ()) always raises
+
+    def _structural(self, root, fallback: SignatureError) -> Rejected:
+        """The verifier's own reason for refusing a signature whose certificate cannot be read, else fallback's."""
+        refusal = self._refusal_without_certificate(root) or fallback
+        return self._reject(refusal.code, refusal.message)
 
     def _unpinned(self, root) -> Rejected:
         """Explain a document whose signature carries no certificate: no signature, or what is wrong with it."""
-        try:
-            # With no certificate to verify against, this only ever raises: the structural checks
-            # (algorithms, placement, KeyInfo) name what is wrong, e.g. HMAC or a bare KeyValue.
-            self.verifier.verify(root, ())
-        except SignatureError as exc:
-            if exc.code != "signature.missing":
-                return self._reject(exc.code, exc.message)
+        refusal = self._refusal_without_certificate(root)
+        if refusal is not None and refusal.code != "signature.missing":
+            # e.g. HMAC or a bare KeyValue
+            return self._reject(refusal.code, refusal.message)
         return self._reject(
             "signature.missing",
             "the document carries no enveloped ds:Signature with an X509Certificate "
