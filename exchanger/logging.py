@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from exchanger.stderr_guard import GuardedStream
+
 LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -15,6 +17,8 @@ def configure(level: str = "info", *, json: bool | None = None, stream=None) -> 
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()
+    # SM2 verification silences descriptor 2 for a moment; lines written meanwhile must wait, not vanish.
+    stream = GuardedStream(stream)
     numeric = getattr(logging, level.upper(), logging.INFO)
     processors = [
         structlog.contextvars.merge_contextvars,

@@ -35,7 +35,14 @@ from exchanger.xml.parser import parse_untrusted as parse_tree
 def parse_untrusted(data: bytes):
     """The root element of a safely parsed document."""
     return parse_tree(data).getroot()
-from exchanger.dsig.verifier import ACCEPTED_DIGESTS, ACCEPTED_SIGNATURE_METHODS, C14N_METHODS, CODES
+from exchanger.dsig.verifier import (
+    ACCEPTED_DIGESTS,
+    ACCEPTED_SIGNATURE_METHODS,
+    C14N_METHODS,
+    CODES,
+    W3C_DIGESTS,
+    W3C_SIGNATURE_METHODS,
+)
 from exchanger.keys import fingerprint, load_certificate, load_private_key
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -801,8 +808,8 @@ SIGNXML_STRICT = SignatureConfiguration(
     require_x509=True,
     location="./",
     expect_references=1,
-    signature_methods=frozenset(SignatureMethod(uri) for uri in ACCEPTED_SIGNATURE_METHODS),
-    digest_algorithms=frozenset(DigestAlgorithm(uri) for uri in ACCEPTED_DIGESTS),
+    signature_methods=frozenset(SignatureMethod(uri) for uri in W3C_SIGNATURE_METHODS),
+    digest_algorithms=frozenset(DigestAlgorithm(uri) for uri in W3C_DIGESTS),
     default_reference_c14n_method=CanonicalizationMethod.CANONICAL_XML_1_0,
 )
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -1160,9 +1167,14 @@ def test_difference_canonicalization_before_the_enveloped_transform(
 
 
 def test_algorithm_identifiers_are_the_ones_signxml_knows():
-    """The identifiers the verifier accepts are spelled as the standards (and signxml) spell them."""
+    """The identifiers the verifier accepts are spelled as the standards (and signxml) spell them.
+
+    The national ones (GACC's sm2-sm3 and sm3), which signxml does not know, are the only others.
+    """
     assert C14N_METHODS == {method.value for method in CanonicalizationMethod}
-    assert {SignatureMethod(uri) for uri in ACCEPTED_SIGNATURE_METHODS} == {
+    assert ACCEPTED_SIGNATURE_METHODS - W3C_SIGNATURE_METHODS == {"http://www.chinaport.gov.cn/2022/04/xmldsig#sm2-sm3"}
+    assert ACCEPTED_DIGESTS - W3C_DIGESTS == {"http://www.chinaport.gov.cn/2022/04/xmldsig#sm3"}
+    assert {SignatureMethod(uri) for uri in W3C_SIGNATURE_METHODS} == {
         SignatureMethod.RSA_SHA256,
         SignatureMethod.RSA_SHA384,
         SignatureMethod.RSA_SHA512,
@@ -1170,7 +1182,7 @@ def test_algorithm_identifiers_are_the_ones_signxml_knows():
         SignatureMethod.ECDSA_SHA384,
         SignatureMethod.ECDSA_SHA512,
     }
-    assert {DigestAlgorithm(uri) for uri in ACCEPTED_DIGESTS} == {
+    assert {DigestAlgorithm(uri) for uri in W3C_DIGESTS} == {
         DigestAlgorithm.SHA256,
         DigestAlgorithm.SHA384,
         DigestAlgorithm.SHA512,

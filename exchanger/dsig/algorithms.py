@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from exchanger.dsig.errors import SignatureError
+from exchanger.dsig.methods import (  # noqa: F401  (MORE re-exported)
+    DIGEST_METHODS,
+    MORE,
+    NATIONAL_METHODS,
+    SIGNATURE_METHODS,
+)
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DSIG11_NS = "http://www.w3.org/2009/xmldsig11#"
@@ -31,22 +36,11 @@ C14N_METHODS = frozenset(
 DEFAULT_REFERENCE_C14N = C14N_1_0
 ACCEPTED_TRANSFORMS = C14N_METHODS | {ENVELOPED}
 
-MORE = "http://www.w3.org/2001/04/xmldsig-more#"
-SIGNATURE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    MORE + "rsa-sha256": hashes.SHA256,
-    MORE + "rsa-sha384": hashes.SHA384,
-    MORE + "rsa-sha512": hashes.SHA512,
-    MORE + "ecdsa-sha256": hashes.SHA256,
-    MORE + "ecdsa-sha384": hashes.SHA384,
-    MORE + "ecdsa-sha512": hashes.SHA512,
-}
-DIGEST_NAMES = {
-    "http://www.w3.org/2001/04/xmlenc#sha256": "sha256",
-    MORE + "sha384": "sha384",
-    "http://www.w3.org/2001/04/xmlenc#sha512": "sha512",
-}
-ACCEPTED_SIGNATURE_METHODS = frozenset(SIGNATURE_HASHES)
-ACCEPTED_DIGESTS = frozenset(DIGEST_NAMES)
+ACCEPTED_SIGNATURE_METHODS = frozenset(SIGNATURE_METHODS)
+ACCEPTED_DIGESTS = frozenset(DIGEST_METHODS)
+# The W3C-named methods alone: what other XML-DSig implementations (signxml, xmlsec1) also know.
+W3C_SIGNATURE_METHODS = ACCEPTED_SIGNATURE_METHODS - NATIONAL_METHODS
+W3C_DIGESTS = ACCEPTED_DIGESTS - NATIONAL_METHODS
 KNOWN_CURVES = {
     "urn:oid:1.2.840.10045.3.1.7": "secp256r1",
     "urn:oid:1.3.132.0.34": "secp384r1",
@@ -68,7 +62,7 @@ def check_signed_info(signed_info: etree._Element) -> str:
         raise SignatureError(
             "signature.algorithm",
             f"signature method {label(method)} is not accepted{why_refused(method)}; "
-            "use rsa-sha256/384/512 or ecdsa-sha256/384/512",
+            f"use {_names(SIGNATURE_METHODS)}",
             "algorithm.accepted-list",
         )
     return method
@@ -88,7 +82,7 @@ def only_reference(signed_info: etree._Element) -> etree._Element:
 
 
 def check_reference(reference: etree._Element) -> etree._Element | None:
-    """Accept only URI="" with enveloped-signature and c14n transforms and a SHA-2 digest; return the c14n transform."""
+    """Accept only URI="" with enveloped-signature and c14n transforms and a known digest; return the c14n transform."""
     uri = reference.get("URI")
     if uri != "":
         if uri is None:
@@ -126,7 +120,7 @@ def check_reference(reference: etree._Element) -> etree._Element | None:
     if digest not in ACCEPTED_DIGESTS:
         raise SignatureError(
             "signature.algorithm",
-            f"digest method {label(digest)} is not accepted{why_refused(digest)}; use sha256, sha384 or sha512",
+            f"digest method {label(digest)} is not accepted{why_refused(digest)}; use {_names(DIGEST_METHODS)}",
             "algorithm.accepted-list",
         )
     if "enveloped" not in seen:
@@ -146,6 +140,11 @@ def check_reference(reference: etree._Element) -> etree._Element | None:
             "transform.enveloped-first",
         )
     return seen.get("c14n")
+
+
+def _names(registry: dict) -> str:
+    names = [getattr(entry, "short", None) or entry.name for entry in registry.values()]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def one_child(parent: etree._Element, name: str, code: str = "signature.invalid") -> etree._Element:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 from lxml import etree
@@ -13,6 +14,7 @@ from exchanger.dsig.algorithms import DS_NS, DSIG11_NS, KNOWN_CURVES
 from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.errors import SignatureError
 from exchanger.keys.material import fingerprint
+from exchanger.keys.sm2 import Sm2Error, Sm2PublicKey
 
 _DS = f"{{{DS_NS}}}"
 _DSIG11 = f"{{{DSIG11_NS}}}"
@@ -65,8 +67,13 @@ def subject(certificate: x509.Certificate) -> str:
         return "<unreadable subject>"
 
 
-def check_key_values(key_info: etree._Element, public_key: object) -> None:
+def check_key_values(key_info: etree._Element, certificate: x509.Certificate) -> None:
     """Refuse a KeyValue or DEREncodedKeyValue that names another key than the certificate."""
+    try:
+        public_key: object = certificate.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        # An SM2 key: no KeyValue form names it, and its SubjectPublicKeyInfo is compared as bytes below.
+        public_key = None
     for key_value in key_info.findall(f"{_DS}KeyValue"):
         if not _key_value_matches(key_value, public_key):
             raise SignatureError(
@@ -75,8 +82,12 @@ def check_key_values(key_info: etree._Element, public_key: object) -> None:
             )
     for der_value in key_info.findall(f"{_DSIG11}DEREncodedKeyValue"):
         try:
-            matches = load_der_public_key(decode_base64(der_value.text, "DEREncodedKeyValue")) == public_key
-        except (SignatureError, ValueError):
+            der = decode_base64(der_value.text, "DEREncodedKeyValue")
+            if public_key is None:
+                matches = der == Sm2PublicKey.from_certificate(certificate).spki_der()
+            else:
+                matches = load_der_public_key(der) == public_key
+        except (SignatureError, ValueError, Sm2Error, UnsupportedAlgorithm):
             matches = False
         if not matches:
             raise SignatureError(

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 from pathlib import Path
 from typing import Union
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
-from exchanger.keys.material import PrivateKey, load_certificate, load_private_key
+from exchanger.dsig.methods import DIGEST_METHODS, SIGNATURE_METHODS, SIGNING_CHOICES, Sm2Settings, family_of
+from exchanger.keys.material import PrivateKey, load_certificate, load_private_key, same_public_key
+from exchanger.keys.sm2 import Sm2PrivateKey
 from exchanger.xml.parser import parse_untrusted
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -24,18 +24,16 @@ _DS = f"{{{DS_NS}}}"
 # Exclusive c14n: signxml and xmlsec1 both implement it, and unlike inclusive c14n it does not
 # drag ancestor namespace declarations into the digest, so documents survive re-wrapping.
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+# Inclusive c14n 1.0 for SM2: GACC's 202205 samples name it, and E-port signers canonicalize that way.
+C14N_1_0 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 
-_KEY_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)
+_KEY_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, Sm2PrivateKey)
 KeySource = Union[PrivateKey, Path, str]
 CertSource = Union[x509.Certificate, Path, str]
-
-
-def _c14n(element: etree._Element) -> bytes:
-    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
 
 class Signer:
@@ -44,44 +42,50 @@ class Signer:
     The signature is built directly with lxml's canonicaliser and ``cryptography``: the platform
     signs every forward and every receipt, and a general-purpose signer re-serialises and
     re-parses the document several times per signature. Every signature it makes is checked by
-    the tests with the exchange's verifier, with signxml's and with xmlsec1, the reference implementation.
+    the tests with the exchange's verifier, with signxml's and with xmlsec1, the reference implementation;
+    SM2 signatures, which those two do not know, with the openssl command line.
+
+    With an SM2 key it signs as GACC's 202205 specification writes: the chinaport sm2-sm3 and sm3
+    identifiers and inclusive c14n 1.0, with the signer ID and SignatureValue layout of ``sm2``.
     """
 
-    def __init__(self, key: KeySource, certificate: CertSource) -> None:
+    def __init__(self, key: KeySource, certificate: CertSource, sm2: Sm2Settings | None = None) -> None:
         self.key: PrivateKey = key if isinstance(key, _KEY_TYPES) else load_private_key(key)
         self.certificate: x509.Certificate = (
             certificate if isinstance(certificate, x509.Certificate) else load_certificate(certificate)
         )
-        if self.certificate.public_key() != self.key.public_key():
+        self.sm2 = sm2 or Sm2Settings()
+        if not same_public_key(self.certificate, self.key):
             raise ValueError("the certificate does not belong to the private key")
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            self.signature_method = RSA_SHA256
-        elif isinstance(self.key, ec.EllipticCurvePrivateKey):
-            self.signature_method = ECDSA_SHA256
-        else:
+        family = family_of(self.certificate)
+        if family is None:
             raise TypeError(f"unsupported signing key type {type(self.key).__name__}")
+        self.signature_method, self.digest_method = SIGNING_CHOICES[family.name]
+        self._method = SIGNATURE_METHODS[self.signature_method]
+        self._digest = DIGEST_METHODS[self.digest_method].digest
+        self.c14n_method = C14N_1_0 if family.name == "SM2" else EXC_C14N
         self._certificate_b64 = base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode()
         self._template = self._signature_template()
 
     def _signature_value(self, data: bytes) -> bytes:
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        # XML-DSig wants ECDSA as the raw r || s, each as long as the curve's order, not DER.
-        r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
-        size = (self.key.curve.key_size + 7) // 8
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+        return self._method.family.sign(self.key, data, self._method.hash_name, self.sm2)
+
+    def _c14n(self, element: etree._Element) -> bytes:
+        return etree.tostring(element, method="c14n", exclusive=self.c14n_method == EXC_C14N, with_comments=False)
 
     def _signature_template(self) -> etree._Element:
         """The ds:Signature this signer appends, complete but for its DigestValue and SignatureValue."""
         signature = etree.Element(DS_SIGNATURE, nsmap={"ds": DS_NS})
         info = etree.SubElement(signature, _DS + "SignedInfo")
-        etree.SubElement(info, _DS + "CanonicalizationMethod", Algorithm=EXC_C14N)
+        etree.SubElement(info, _DS + "CanonicalizationMethod", Algorithm=self.c14n_method)
         etree.SubElement(info, _DS + "SignatureMethod", Algorithm=self.signature_method)
         reference = etree.SubElement(info, _DS + "Reference", URI="")
         transforms = etree.SubElement(reference, _DS + "Transforms")
         etree.SubElement(transforms, _DS + "Transform", Algorithm=ENVELOPED)
-        etree.SubElement(transforms, _DS + "Transform", Algorithm=EXC_C14N)
-        etree.SubElement(reference, _DS + "DigestMethod", Algorithm=SHA256)
+        if self.c14n_method == EXC_C14N:
+            etree.SubElement(transforms, _DS + "Transform", Algorithm=EXC_C14N)
+        # Without a c14n transform the reference is canonicalized with inclusive c14n 1.0, as GACC's samples have it.
+        etree.SubElement(reference, _DS + "DigestMethod", Algorithm=self.digest_method)
         etree.SubElement(reference, _DS + "DigestValue")
         etree.SubElement(signature, _DS + "SignatureValue")
         key_info = etree.SubElement(signature, _DS + "KeyInfo")
@@ -105,14 +109,14 @@ class Signer:
         else:
             # A copy in a tree of its own: URI="" then covers exactly this element, for signxml and xmlsec1 alike.
             signed = copy.deepcopy(root)
-        digest = base64.b64encode(hashlib.sha256(_c14n(signed)).digest()).decode()
+        digest = base64.b64encode(self._digest(self._c14n(signed))).decode()
         # Copying the prepared element is several times cheaper than building its twelve elements anew.
         signature = copy.deepcopy(self._template)
         signed.append(signature)
         info, value = signature[0], signature[1]
         reference = info[2]
         reference[2].text = digest  # Reference: Transforms, DigestMethod, DigestValue
-        value.text = base64.b64encode(self._signature_value(_c14n(info))).decode()
+        value.text = base64.b64encode(self._signature_value(self._c14n(info))).decode()
         return signed
 
     def sign_bytes(self, data: bytes) -> bytes:

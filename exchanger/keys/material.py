@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+from exchanger.keys.sm2 import Sm2PrivateKey, Sm2PublicKey, is_sm2_certificate
+
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, Sm2PrivateKey]
 
 
 def load_certificate(path: Path | str) -> x509.Certificate:
@@ -30,8 +33,13 @@ def load_crl(path: Path | str) -> x509.CertificateRevocationList:
 
 
 def load_private_key(path: Path | str) -> PrivateKey:
-    """Load an unencrypted RSA or EC private key from a PEM file."""
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    """Load an unencrypted RSA, EC or SM2 private key from a PEM file."""
+    data = Path(path).read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except UnsupportedAlgorithm:
+        # cryptography knows no SM2 curve; the exchange's own SM2 reader takes the same PKCS#8 file.
+        return Sm2PrivateKey.from_pem(data)
     # Only the two key types the exchange issues and signs with are usable here.
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise ValueError(f"{path}: unsupported private key type {type(key).__name__}")
@@ -40,6 +48,10 @@ def load_private_key(path: Path | str) -> PrivateKey:
 
 def same_public_key(cert: x509.Certificate, key: PrivateKey) -> bool:
     """Tell whether the certificate certifies this private key's public half."""
+    if isinstance(key, Sm2PrivateKey):
+        return is_sm2_certificate(cert) and Sm2PublicKey.from_certificate(cert) == key.public_key()
+    if is_sm2_certificate(cert):
+        return False
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
     return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
