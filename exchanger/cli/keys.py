@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail, pass_settings
 from exchanger.config.loader import CertificateFile, ConfigError, read_identities, read_trust
 from exchanger.keys.material import load_certificate, load_private_key, same_public_key, serial_hex
+from exchanger.errors import ExchangerError
+from exchanger.keys.builders import ALGORITHMS, algorithm_of
 from exchanger.keys.pki import init_demo_pki, issue_certificate, revoke_certificate
 from exchanger.keys.trust import TrustStore, days_left
 
@@ -25,7 +26,9 @@ def keys() -> None:
 
 
 @keys.command(epilog=EXIT_CODES_HELP)
-@click.option("--algorithm", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True, help="RSA-2048 or ECDSA P-256 keys.")
+@click.option(
+    "--algorithm", type=click.Choice(ALGORITHMS), default="rsa", show_default=True, help="RSA-2048, ECDSA P-256 or SM2 keys."
+)
 @click.option("--force", is_flag=True, help="Regenerate everything, even what exists (invalidates issued certificates).")
 @pass_settings
 def init(settings, algorithm: str, force: bool) -> None:
@@ -100,7 +103,7 @@ def check(settings, warn_days: int | None) -> None:
 @keys.command(epilog=EXIT_CODES_HELP)
 @click.argument("participant")
 @click.option(
-    "--algorithm", type=click.Choice(["rsa", "ec"]), default=None, help="Type of the new key (default: the current key's)."
+    "--algorithm", type=click.Choice(ALGORITHMS), default=None, help="Type of the new key (default: the current key's)."
 )
 @click.option("--same-key", is_flag=True, help="Renew the certificate of the current key instead of making a new key.")
 @pass_settings
@@ -278,9 +281,9 @@ def _window(store: TrustStore, warn_days: int | None) -> int:
 def _algorithm_of(key_path: Path) -> str:
     try:
         key = load_private_key(key_path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ExchangerError):
         return "rsa"
-    return "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec"
+    return algorithm_of(key)
 
 
 def _subject(cert: x509.Certificate) -> str:

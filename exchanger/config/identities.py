@@ -6,13 +6,13 @@ import re
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from exchanger.config.digest import Digest
 from exchanger.config.messages import as_list
 from exchanger.config.model import Platform
 from exchanger.config.problems import Problems, positive_int
-from exchanger.keys.material import load_crl
+from exchanger.errors import ExchangerError
+from exchanger.keys.material import load_crl, load_private_key, same_public_key
 from exchanger.keys.trust import (
     DEFAULT_EXPIRY_WARNING_DAYS,
     DEFAULT_IDENTITY_FIELD,
@@ -46,17 +46,13 @@ def platform_from(data: dict, base: Path, keys_dir: Path, problems: Problems, di
     certificate = load_certificate(cert_path, "platform.certificate", problems)
     if certificate is not None:
         try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            key = load_private_key(key_path)
         except FileNotFoundError:
             problems.add("platform.key", f"private key {key_path} not found (run `exchanger keys init`)")
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, ExchangerError) as exc:
             problems.add("platform.key", f"private key {key_path} cannot be read: {exc}")
         else:
-            public = serialization.PublicFormat.SubjectPublicKeyInfo
-            encoding = serialization.Encoding.DER
-            if key.public_key().public_bytes(encoding, public) != certificate.public_key().public_bytes(
-                encoding, public
-            ):
+            if not same_public_key(certificate, key):
                 problems.add("platform.key", f"{key_path} does not match the certificate {cert_path}")
     return Platform(pid, str(spec.get("name", "Electronic Port")), key_path, cert_path, certificate)
 

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
+from exchanger.keys.builders import (  # noqa: F401  (re-exported: the demo PKI's public names)
+    ALGORITHMS,
+    BACKDATE,
+    CA_COMMON_NAME,
+    CA_ORGANIZATION,
+    CA_VALIDITY,
+    CERT_VALIDITY,
+    CRL_VALIDITY,
+    PARTICIPANT_URN_PREFIX,
+    build_ca_certificate,
+    build_crl,
+    build_participant_certificate,
+    check_algorithm,
+    generate_key,
+    key_pem,
+    participant_uri,
+)
+from exchanger.keys.files import write_private, write_public
 from exchanger.keys.material import (
     PrivateKey,
     load_certificate,
@@ -24,30 +37,16 @@ from exchanger.keys.material import (
     same_public_key,
     serial_hex,
 )
+from exchanger.keys.x509_signing import crl_signed_by, issued_by
 
-CA_COMMON_NAME = "exchanger demo root CA"
-CA_ORGANIZATION = "Electronic Port"
 DAEMON_USER = "exchanger"
-PARTICIPANT_URN_PREFIX = "urn:x-exchanger:participant:"
-ALGORITHMS = ("rsa", "ec")
-
-CA_VALIDITY = timedelta(days=3650)
-CERT_VALIDITY = timedelta(days=730)
-CRL_VALIDITY = timedelta(days=30)
 # `keys init` renews a CRL this close to its nextUpdate, so a demo exchange restarted now and then never
 # runs into its own stale CRL (which would make it refuse every signature, as it must).
 CRL_RENEW_BEFORE = timedelta(days=7)
-# Certificates start in the past so that a peer whose clock lags a little still accepts them.
-BACKDATE = timedelta(hours=1)
 
 # Directory names under keys/ that belong to the PKI itself, not to a participant.
 RESERVED_IDS = frozenset({"ca", DAEMON_USER})
 _PARTICIPANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def participant_uri(participant_id: str) -> str:
-    """Return the URN that names a participant in its certificate's subjectAltName."""
-    return f"{PARTICIPANT_URN_PREFIX}{participant_id}"
 
 
 def init_demo_pki(
@@ -60,7 +59,7 @@ def init_demo_pki(
 ) -> list[Path]:
     """Create the demo CA, participant keys, certificates and broker passwords; return the files written."""
     keys_dir = Path(keys_dir)
-    _check_algorithm(algorithm)
+    check_algorithm(algorithm)
     participants = list(participants)
     for participant_id, _ in participants:
         _check_participant_id(participant_id)
@@ -92,7 +91,7 @@ def issue_certificate(
     that both can be registered while signers move from the old key to the new one.
     """
     keys_dir = Path(keys_dir)
-    _check_algorithm(algorithm)
+    check_algorithm(algorithm)
     _check_participant_id(participant_id)
     ca_cert = load_certificate(keys_dir / "ca" / "cert.pem")
     ca_key = load_private_key(keys_dir / "ca" / "key.pem")
@@ -100,7 +99,7 @@ def issue_certificate(
     cert_path = keys_dir / participant_id / "cert.pem"
     if keep_previous and cert_path.exists():
         previous = cert_path.parent / f"cert-{serial_hex(load_certificate(cert_path))}.pem"
-        _write_public(previous, cert_path.read_bytes())
+        write_public(previous, cert_path.read_bytes())
         written.append(previous)
     return written + _issue(keys_dir, ca_cert, ca_key, participant_id, display_name, algorithm, new_key=new_key)
 
@@ -145,8 +144,8 @@ def _ensure_ca(
     if force or not cert_path.exists() or not key_path.exists():
         ca_key = generate_key(algorithm)
         ca_cert = build_ca_certificate(ca_key)
-        _write_private(key_path, _key_pem(ca_key))
-        _write_public(cert_path, ca_cert.public_bytes(serialization.Encoding.PEM))
+        write_private(key_path, key_pem(ca_key))
+        write_public(cert_path, ca_cert.public_bytes(serialization.Encoding.PEM))
         _write_crl(keys_dir, ca_cert, ca_key, [], 1)
         return ca_cert, ca_key, [key_path, cert_path, crl_path]
     ca_cert = load_certificate(cert_path)
@@ -183,11 +182,7 @@ def _is_current(cert: x509.Certificate, key: PrivateKey, ca_cert: x509.Certifica
     """Tell whether a kept certificate still matches its key and the (possibly recreated) CA."""
     if not same_public_key(cert, key):
         return False
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
+    return issued_by(cert, ca_cert)
 
 
 def _issue(
@@ -205,12 +200,12 @@ def _issue(
     written: list[Path] = []
     if new_key or not key_path.exists():
         key = generate_key(algorithm)
-        _write_private(key_path, _key_pem(key))
+        write_private(key_path, key_pem(key))
         written.append(key_path)
     else:
         key = load_private_key(key_path)
     cert = build_participant_certificate(key, participant_id, display_name, ca_cert, ca_key)
-    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     written.append(cert_path)
     return written
 
@@ -218,84 +213,8 @@ def _issue(
 def _ensure_password(path: Path, *, force: bool) -> list[Path]:
     if path.exists() and not force:
         return []
-    _write_private(path, secrets.token_urlsafe(32).encode("ascii"))
+    write_private(path, secrets.token_urlsafe(32).encode("ascii"))
     return [path]
-
-
-def build_ca_certificate(key: PrivateKey, common_name: str = CA_COMMON_NAME) -> x509.Certificate:
-    """Return a self-signed root CA certificate for key, valid ten years, that issues end-entity certificates only."""
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, CA_ORGANIZATION),
-        ]
-    )
-    not_before = datetime.now(timezone.utc) - BACKDATE
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + CA_VALIDITY)
-        # path_length=0: the demo CA issues participant certificates only, never sub-CAs.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-        .add_extension(ski, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-    )
-    return builder.sign(key, hashes.SHA256())
-
-
-def build_participant_certificate(
-    key: PrivateKey,
-    participant_id: str,
-    display_name: str,
-    ca_cert: x509.Certificate,
-    ca_key: PrivateKey,
-    *,
-    not_before: datetime | None = None,
-    not_after: datetime | None = None,
-) -> x509.Certificate:
-    """Return a participant's signing certificate for key, issued by the CA (valid two years from an hour ago)."""
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, participant_id),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, display_name or participant_id),
-        ]
-    )
-    not_before = not_before or datetime.now(timezone.utc) - BACKDATE
-    # A certificate outliving its issuer would only fail later, at chain validation.
-    not_after = not_after or min(not_before + CERT_VALIDITY, ca_cert.not_valid_after_utc)
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    is_rsa = isinstance(key, rsa.RSAPrivateKey)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        # keyEncipherment only for RSA: it lets the same certificate serve RSA key exchange in TLS.
-        .add_extension(
-            _key_usage(digital_signature=True, content_commitment=True, key_encipherment=is_rsa),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        # Client-certificate validation (RFC 5280 profile as cryptography applies it) requires a SAN;
-        # a URN naming the participant is the one identity that fits every use of the certificate.
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(participant_uri(participant_id))]),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-    )
-    return builder.sign(ca_key, hashes.SHA256())
 
 
 def _write_crl(
@@ -305,20 +224,8 @@ def _write_crl(
     revoked: list[x509.RevokedCertificate],
     number: int,
 ) -> x509.CertificateRevocationList:
-    now = datetime.now(timezone.utc)
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca_cert.subject)
-        .last_update(now)
-        .next_update(now + CRL_VALIDITY)
-        .add_extension(x509.CRLNumber(number), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-    )
-    for entry in revoked:
-        builder = builder.add_revoked_certificate(entry)
-    crl = builder.sign(ca_key, hashes.SHA256())
-    _write_public(keys_dir / "ca" / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
+    crl = build_crl(ca_cert, ca_key, revoked, number)
+    write_public(keys_dir / "ca" / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
     return crl
 
 
@@ -329,7 +236,7 @@ def _current_revocations(crl_path: Path, ca_cert: x509.Certificate) -> tuple[lis
     except (OSError, ValueError):
         return [], 0
     # A CRL left from an earlier CA (recreated since) says nothing about this CA's certificates.
-    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+    if crl.issuer != ca_cert.subject or not crl_signed_by(crl, ca_cert):
         return [], 0
     try:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
@@ -354,74 +261,10 @@ def _crl_needs_renewal(crl_path: Path, ca_cert: x509.Certificate) -> bool:
         crl = load_crl(crl_path)
     except (OSError, ValueError):
         return True
-    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+    if crl.issuer != ca_cert.subject or not crl_signed_by(crl, ca_cert):
         return True
     next_update = crl.next_update_utc
     return next_update is None or next_update - datetime.now(timezone.utc) < CRL_RENEW_BEFORE
-
-
-def _key_usage(
-    *,
-    digital_signature: bool = False,
-    content_commitment: bool = False,
-    key_encipherment: bool = False,
-    key_cert_sign: bool = False,
-    crl_sign: bool = False,
-) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=content_commitment,
-        key_encipherment=key_encipherment,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=key_cert_sign,
-        crl_sign=crl_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def generate_key(algorithm: str = "rsa") -> PrivateKey:
-    """Return a new RSA-2048 or ECDSA P-256 private key."""
-    _check_algorithm(algorithm)
-    if algorithm == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _key_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    _write_atomically(path, data, 0o600)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    _write_atomically(path, data, 0o644)
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write through a temporary file so a reader never sees half a key, and a secret is never world-readable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def _check_algorithm(algorithm: str) -> None:
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown key algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
 
 
 def _check_participant_id(participant_id: str) -> None:

@@ -14,7 +14,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from exchanger.errors import ExchangerError
-from exchanger.keys.pki import participant_uri
+from exchanger.keys.builders import participant_uri
+from exchanger.keys.sm2_chain import ChainProblem, sm2_chain
+from exchanger.keys.x509_signing import certifies_sm2, crl_signed_by
 
 log = structlog.get_logger("exchanger.trust")
 
@@ -115,12 +117,14 @@ class TrustStore:
                     f"no CRL for trust anchor {_subject(anchor)}: its certificates will be refused "
                     "(certificate.crl-missing) until its CRL is configured under trust.crls"
                 )
-        self._store = Store(list(self.anchors)) if self.anchors else None
+        # cryptography's verifier knows no SM2: SM2 anchors are checked by sm2_chain, the others by it.
+        webpki_anchors = [anchor for anchor in self.anchors if not certifies_sm2(anchor)]
+        self._store = Store(webpki_anchors) if webpki_anchors else None
         self._cache: dict[tuple[int, str | None], tuple[x509.Certificate, _Outcome]] = {}
         self._alerted: dict[bytes, float] = {}
 
     def _add_crl(self, crl: x509.CertificateRevocationList) -> None:
-        issuers = [a for a in self.anchors if a.subject == crl.issuer and crl.is_signature_valid(a.public_key())]
+        issuers = [a for a in self.anchors if crl_signed_by(crl, a)]
         if not issuers:
             self.problems.append(
                 f"the CRL issued by {crl.issuer.rfc4514_string()} is not signed by any trust anchor"
@@ -192,11 +196,11 @@ class TrustStore:
         usage = _usage_problem(cert)
         if usage:
             return _refused("certificate.usage", f"the certificate {_subject(cert)} {usage}")
-        if self._store is None:
+        if not self.anchors:
             return _refused("certificate.untrusted", "no trust anchor is configured, so no certificate is trusted")
         try:
-            chain = self._verifier(at).verify(cert, []).chain
-        except VerificationError as exc:
+            chain = self._chain(cert, at)
+        except (VerificationError, ChainProblem) as exc:
             return _refused(
                 "certificate.untrusted",
                 f"the certificate {_subject(cert)} (issuer {cert.issuer.rfc4514_string()}) does not chain to a "
@@ -226,6 +230,14 @@ class TrustStore:
                 f"{_when(entry.revocation_date_utc)}{_reason(entry)}",
             )
         return _Outcome(None, min(crl.next_update_utc, *(c.not_valid_after_utc for c in chain)))
+
+    def _chain(self, cert: x509.Certificate, at: datetime) -> list[x509.Certificate]:
+        """The certificate's chain up to a trust anchor: SM2 certificates to SM2 anchors, the rest to the others."""
+        if certifies_sm2(cert):
+            return sm2_chain(cert, self.anchors, at)
+        if self._store is None:
+            raise ChainProblem("no RSA or ECDSA trust anchor is configured")
+        return self._verifier(at).verify(cert, []).chain
 
     def _verifier(self, at: datetime):
         # The RFC 5280 profile as cryptography's client verifier applies it, with the end-entity rules
