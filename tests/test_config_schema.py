@@ -62,6 +62,29 @@ def test_a_test_configuration_with_every_section_loads(exchange, tmp_path):
     assert config.limits.max_message_bytes == 1000
 
 
+def test_the_sm2_settings_are_loaded_and_default_to_gacc_s(exchange, tmp_path):
+    """signatures.sm2 reaches the configuration; left out, the standard signer ID and raw r || s apply."""
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "given").mkdir()
+    plain_path = write_config(tmp_path / "plain", exchange.keys_dir)
+    data = yaml.safe_load(plain_path.read_text())
+    del data["signatures"]
+    plain_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    plain = load_config(plain_path)
+    assert (plain.sm2.signer_id, plain.sm2.encoding) == ("1234567812345678", "raw")
+    given = {"sm2": {"signer_id": "ALICE123@YAHOO.COM", "encoding": "der"}}
+    config = load_config(write_config(tmp_path / "given", exchange.keys_dir, signatures=given))
+    assert (config.sm2.signer_id, config.sm2.encoding) == ("ALICE123@YAHOO.COM", "der")
+    assert config.sm2.signer_id_bytes == b"ALICE123@YAHOO.COM"
+
+
+def test_an_sm2_signer_id_too_long_in_utf8_is_refused(exchange, tmp_path):
+    """The schema counts characters; the loader refuses an ID whose UTF-8 bytes ENTL cannot carry."""
+    given = {"sm2": {"signer_id": "口" * 3000}}  # 3,000 characters, 9,000 bytes
+    problems = _load_problems(write_config(tmp_path, exchange.keys_dir, signatures=given))
+    assert len(problems) == 1 and "signatures.sm2" in problems[0] and "8191 bytes" in problems[0], problems
+
+
 # ---- unknown keys: every key of the bundled files, mistyped ---------------------------------------------------------
 
 
@@ -226,6 +249,9 @@ WRONG = [
     (("routes", 0, "when"), 5, "routes.declaration-to-customs.when: must be an XPath (text), not 5"),
     (("routes", 1, "approval"), "GACC", "routes.declaration-copy-to-inspection.approval: must name the approving authority"),
     (("version",), 2, "version: must be 1, the only format of this file there is, not 2"),
+    (("signatures", "sm2", "encoding"), "base64", "signatures.sm2.encoding: must be one of raw, der, not 'base64'"),
+    (("signatures", "sm2", "signer_id"), "", "signatures.sm2.signer_id: must be a text of 1 to 8191 bytes"),
+    (("signatures", "sm2"), "raw", "signatures.sm2: must be a mapping (key: value), not 'raw'"),
 ]
 
 

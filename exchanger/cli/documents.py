@@ -19,6 +19,7 @@ from exchanger.pipeline.stages.authenticate import Authenticate
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.validate import Validate
+from exchanger.dsig.verifier import Verifier
 from exchanger.pipeline.stages.verify import Verify
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -98,7 +99,7 @@ def identity_layer(data: bytes, config) -> Layer:
     sent it: a document signed by anyone else is refused with the authenticate stage's words.
     """
     envelope = Envelope(Inbound(data, user_id="(file)"))
-    stages = [Parse(config.limits.max_message_bytes, config.limits), Identify(config.catalogue), Validate(), Verify(config.registry, config.trust)]
+    stages = [Parse(config.limits.max_message_bytes, config.limits), Identify(config.catalogue), Validate(), Verify(config.registry, config.trust, Verifier(config.sm2))]
     named = None
     try:
         for stage in stages:

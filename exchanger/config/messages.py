@@ -29,7 +29,8 @@ def compile_xpath(expr: Any, namespaces: dict[str, str], where: str, problems: P
         return None
     try:
         return etree.XPath(expr, namespaces=namespaces, smart_strings=False)
-    except etree.XPathSyntaxError as exc:
+    except (etree.XPathSyntaxError, ValueError) as exc:
+        # ValueError: a control character, which lxml refuses before compiling.
         problems.add(where, f"XPath {expr!r} does not compile: {exc}")
         return None
 

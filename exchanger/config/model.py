@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography import x509
 
 from exchanger.catalogue import Catalogue
+from exchanger.dsig.methods import Sm2Settings
 from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
 from exchanger.routing import RoutingTable
@@ -96,6 +97,7 @@ class Config:
     journal: JournalSettings = JournalSettings()
     files: tuple[Path, ...] = ()  # every file this version was read from, for change detection
     trust: TrustStore | None = field(default=None, repr=False)  # anchors and CRLs that signers must chain to
+    sm2: Sm2Settings = Sm2Settings()  # the signer ID and SignatureValue layout of SM2 signatures
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""

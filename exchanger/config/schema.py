@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator, validators
 
 from exchanger.config.problems import Problems
 from exchanger.config.yaml_source import line_at
+from exchanger.keys.sm2 import DEFAULT_SIGNER_ID, ENCODINGS, MAX_SIGNER_ID_BYTES
 from exchanger.keys.trust import IDENTITY_FIELDS
 from exchanger.participants import KINDS
 
@@ -109,6 +110,22 @@ ROUTES_SCHEMA: dict = _mapping(
                 "crls": _TEXTS,
                 "identity_field": {"enum": list(IDENTITY_FIELDS)},
                 "expiry_warning_days": _POSITIVE,
+            }
+        ),
+        "signatures": _mapping(
+            {
+                "sm2": _mapping(
+                    {
+                        "signer_id": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_SIGNER_ID_BYTES,
+                            "errorMessage": f"must be a text of 1 to {MAX_SIGNER_ID_BYTES} bytes "
+                            f"(the SM2 signer ID; the standard one is {DEFAULT_SIGNER_ID})",
+                        },
+                        "encoding": {"enum": list(ENCODINGS)},
+                    }
+                )
             }
         ),
         "limits": _mapping({key: _POSITIVE for key in LIMIT_KEYS}),
