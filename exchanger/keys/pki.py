@@ -197,14 +197,14 @@ def _issue(
 ) -> list[Path]:
     key_path = keys_dir / participant_id / "key.pem"
     cert_path = keys_dir / participant_id / "cert.pem"
+    fresh = new_key or not key_path.exists()
+    key = generate_key(algorithm) if fresh else load_private_key(key_path)
+    # Certified first, written after: a CA that cannot certify this key (an SM2 CA and an RSA key) changes nothing.
+    cert = build_participant_certificate(key, participant_id, display_name, ca_cert, ca_key)
     written: list[Path] = []
-    if new_key or not key_path.exists():
-        key = generate_key(algorithm)
+    if fresh:
         write_private(key_path, key_pem(key))
         written.append(key_path)
-    else:
-        key = load_private_key(key_path)
-    cert = build_participant_certificate(key, participant_id, display_name, ca_cert, ca_key)
     write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     written.append(cert_path)
     return written
