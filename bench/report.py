@@ -13,6 +13,7 @@ TARGET_NAIVE = 5
 TARGET_P99_MS = 50
 TARGET_FLAT = 0.10
 TARGET_RSS_GROWTH = 0.10
+ALGORITHM_LABELS = (("rsa", "RSA-2048"), ("ec", "ECDSA P-256"), ("sm2", "SM2/SM3"))
 
 
 # ---- reading results -----------------------------------------------------------------------------------------------
@@ -265,13 +266,17 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
             detail += f"; end to end {_rate(e2e['rate'])}"
         out.append(("scale", f"10 → {name}", f"{base:.2f} → {value:.2f} ms CPU/msg ({change:+.1%})", detail))
     # algorithms
-    for algorithm, label in (("rsa", "RSA-2048"), ("ec", "ECDSA P-256")):
+    for algorithm, label in ALGORITHM_LABELS:
         d = results["drains"].get(f"2KB-{algorithm}-w{w}")
         inproc = results["inprocess"].get(f"2KB-{algorithm}-w1")
         if d or inproc:
             out.append(("algorithm", f"{label}, platform and senders", _rate(d and d["rate"]),
                         f"in-process {_num(inproc and inproc['ms_per_message'])} ms/msg "
                         f"({_rate(inproc and inproc['rate'])}); ceiling {_rate(_get(results, 'ceiling', f'2KB-{algorithm}-w{w}' if algorithm == 'ec' else f'2KB-w{w}'))}"))
+    for entry in results.get("signatures", {}).values():
+        out.append(("algorithm", f"{entry['label']}: sign / verify", f"{entry['sign_per_cpu_second']:,} / "
+                    f"{entry['verify_per_cpu_second']:,} per CPU-s", "the exchange's Signer.sign and Verifier.verify on "
+                    "one 2 KB declaration (bench/signatures.py)"))
     # memory
     for key, label in ((f"2KB-rsa-w{w}", "2 KB"), (f"2KB-rsa-w{w} backlog", "2 KB, large backlog"), (f"5MB-rsa-w{w}", "5 MB")):
         d = results["drains"].get(key)
@@ -522,7 +527,7 @@ def chart(results: dict, path: Path) -> None:
     # (d) algorithms
     ax = axes[1][0]
     labels, series = [], {"exchanger": [], "in-process": []}
-    for algorithm, label in (("rsa", "RSA-2048"), ("ec", "ECDSA P-256")):
+    for algorithm, label in ALGORITHM_LABELS:
         d = results["drains"].get(f"2KB-{algorithm}-w{w}")
         inproc = results["inprocess"].get(f"2KB-{algorithm}-w1")
         if not d and not inproc:

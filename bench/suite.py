@@ -16,7 +16,7 @@ import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench import ceiling, deployment, hostile, inprocess, machine, naive, report, throughput
+from bench import ceiling, deployment, hostile, inprocess, machine, naive, report, signatures, throughput
 from bench.processes import Daemon, Group, wait_for_quiet
 from bench.workload import KB, SIZES, Batch, Generator
 
@@ -292,6 +292,23 @@ class Run:
         batch = gen.batch(SIZES["2KB"], p.ec_messages)
         self.step("exchanger ECDSA", self.exchanger_drain, f"2KB-ec-w{w}", ec, batch, w)
         self.step("ceiling ECDSA", self.ceiling_drain, f"2KB-ec-w{w}", ec, self.repeated(batch, p.ceiling), w)
+        # SM2/SM3 as GACC writes it: platform and senders sign with sm2-sm3. The ceiling reads no signature,
+        # so the ECDSA one stands for it.
+        sm2 = deployment.create(self.tag, "sm2")
+        self.deployments.append(sm2)
+        gen = Generator(sm2.keys_dir, self.tag + "s")
+        self.step("in-process SM2", self.in_process, "2KB-sm2-w1", sm2, gen, SIZES["2KB"], p.inprocess, 1)
+        self.step("exchanger SM2", self.exchanger_drain, f"2KB-sm2-w{w}", sm2, gen.batch(SIZES["2KB"], p.ec_messages), w)
+        self.step("signature rates", self.signature_rates)
+
+    def signature_rates(self) -> None:
+        """Sign and verify per CPU-second of the exchange's own code path, per algorithm (bench/signatures.py)."""
+        self.quiet()
+        rates = signatures.measure(seconds=1.0 if self.profile.name == "quick" else 2.0)
+        self.results["signatures"] = rates
+        for entry in rates.values():
+            self.say(f"{entry['label']}: sign {entry['sign_per_cpu_second']:,}/s, "
+                     f"verify {entry['verify_per_cpu_second']:,}/s per CPU-second")
 
     def backlog(self, rsa, gen: Generator) -> None:
         count = self.profile.backlog
@@ -315,7 +332,7 @@ class Run:
             self.workers_sweep(rsa, gen)
             self.sizes_sweep(rsa, gen)
             self.scale_sweep(rsa, gen)
-            self.step("ECDSA deployment", self.algorithm_sweep)
+            self.step("ECDSA and SM2 deployments", self.algorithm_sweep)
             self.backlog(rsa, gen)
             self.step("hostile-input cost", self.hostile)
         finally:

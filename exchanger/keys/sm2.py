@@ -9,6 +9,7 @@ Every signature length and encoding is checked here, in bounded linear steps, be
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 from dataclasses import dataclass
 
 import gmssl_pyx
@@ -81,8 +82,10 @@ class Sm2PublicKey:
     @classmethod
     def from_certificate(cls, certificate: x509.Certificate) -> Sm2PublicKey:
         """The SM2 point a certificate certifies."""
-        tbs, _ = decoder.decode(certificate.tbs_certificate_bytes, asn1Spec=rfc5280.TBSCertificate())
-        return cls.from_spki(tbs["subjectPublicKeyInfo"])
+        point = _certified_point(certificate)
+        if isinstance(point, Sm2Error):
+            raise point
+        return point
 
     def spki(self) -> rfc5280.SubjectPublicKeyInfo:
         """This key as a SubjectPublicKeyInfo (id-ecPublicKey on the SM2 curve)."""
@@ -181,11 +184,22 @@ class Sm2PrivateKey:
 
 def is_sm2_certificate(certificate: x509.Certificate) -> bool:
     """Tell whether a certificate certifies an SM2 key (without ``cryptography`` loading the key, which it cannot)."""
+    return isinstance(_certified_point(certificate), Sm2PublicKey)
+
+
+@lru_cache(maxsize=4096)
+def _certified_point(certificate: x509.Certificate) -> Sm2PublicKey | Sm2Error:
+    """The certificate's SM2 point, or why it has none; kept, since pinned certificates are asked on every message.
+
+    Decoding a certificate with pyasn1 costs about as much as the SM2 verification itself.
+    """
     try:
-        Sm2PublicKey.from_certificate(certificate)
-    except (Sm2Error, PyAsn1Error):
-        return False
-    return True
+        tbs, _ = decoder.decode(certificate.tbs_certificate_bytes, asn1Spec=rfc5280.TBSCertificate())
+        return Sm2PublicKey.from_spki(tbs["subjectPublicKeyInfo"])
+    except Sm2Error as exc:
+        return exc
+    except PyAsn1Error as exc:
+        return Sm2Error(f"the certificate cannot be read: {exc}")
 
 
 def check_signer_id(signer_id: bytes) -> None:
