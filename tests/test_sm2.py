@@ -268,6 +268,24 @@ def test_a_tampered_signature_is_refused(sm2_keys):
     assert error.code == "signature.invalid" and "was not made over SignedInfo" in error.message
 
 
+def test_refused_sm2_signatures_leave_no_trace_on_stderr(sm2_keys, capfd):
+    """GmSSL writes a trace line to descriptor 2 for each signature it refuses; none reaches the exchange's stderr."""
+    import gmssl_pyx
+
+    signed = signed_document(sm2_keys)
+    value = bytearray(signature_value(signed))
+    value[10] ^= 0x01
+    set_signature_value(signed, bytes(value))
+    certificate = load_certificate(sm2_keys / "ent-a" / "cert.pem")
+    for _ in range(5):
+        assert refusal(Verifier(), signed, [certificate]).code == "signature.invalid"
+    assert capfd.readouterr().err == ""
+    # The control: the library called directly does write to descriptor 2.
+    key = load_private_key(sm2_keys / "ent-a" / "key.pem")
+    gmssl_pyx.sm2_verify(key.public_key().point, b"data", der_of_raw(bytes(value)), signer_id=STANDARD_ID.encode())
+    assert "sm2_verify" in capfd.readouterr().err
+
+
 def test_a_signature_of_another_sm2_key_is_refused(sm2_keys, tmp_path):
     other = tmp_path / "keys"
     init_demo_pki(other, [("ent-a", "Enterprise A")], algorithm="sm2")
