@@ -11,8 +11,10 @@ import base64
 import copy
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
+import gmssl_pyx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -22,6 +24,7 @@ from lxml import etree
 from exchanger.dsig.methods import SM2_SM3, SM3, Sm2Settings
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import SignatureError, Verifier
+from exchanger.journal.checkpoint import Checkpointer, signature_problem
 from exchanger.keys import init_demo_pki, load_certificate
 from exchanger.keys.material import load_private_key
 from exchanger.keys.sm2 import Sm2PrivateKey
@@ -270,8 +273,6 @@ def test_a_tampered_signature_is_refused(sm2_keys):
 
 def test_refused_sm2_signatures_leave_no_trace_on_stderr(sm2_keys, capfd):
     """GmSSL writes a trace line to descriptor 2 for each signature it refuses; none reaches the exchange's stderr."""
-    import gmssl_pyx
-
     signed = signed_document(sm2_keys)
     value = bytearray(signature_value(signed))
     value[10] ^= 0x01
@@ -337,3 +338,17 @@ def test_gacc_202205_samples_are_refused_for_their_signature_length(path):
     error = refusal(Verifier(), root, [certificate])
     assert error.code == "signature.invalid"
     assert "SignatureValue is 128 bytes; sm2-sm3 (raw r || s) needs 64 bytes" in error.message, error
+
+
+# ---- the message log's checkpoints ----------------------------------------------------------------------------------
+
+
+def test_checkpoints_signed_with_an_sm2_platform_key_verify_and_alterations_do_not(sm2_keys):
+    platform = Signer(sm2_keys / "eport" / "key.pem", sm2_keys / "eport" / "cert.pem")
+    certificate = load_certificate(sm2_keys / "eport" / "cert.pem")
+    checkpoint = Checkpointer(platform, "eport").sign(42, "ab" * 32)
+    assert signature_problem(checkpoint, [certificate]) is None
+    # Another configured document encoding does not change how checkpoints are made or read.
+    der_platform = Signer(sm2_keys / "eport" / "key.pem", sm2_keys / "eport" / "cert.pem", Sm2Settings(encoding="der"))
+    assert signature_problem(Checkpointer(der_platform, "eport").sign(43, "cd" * 32), [certificate]) is None
+    assert "does not verify" in signature_problem(replace(checkpoint, seq=41), [certificate])

@@ -21,18 +21,20 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 from lxml import etree
 
-from exchange_fixture import write_config
+from exchange_fixture import ROUTED_SAMPLES, SAMPLES, make_exchange, write_config
 from exchanger.cli.main import main
 from exchanger.config import load_config
 from exchanger.dsig.methods import SM2_SM3
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import Verifier
+from exchanger.envelope import Inbound
 from exchanger.keys import init_demo_pki, load_certificate
 from exchanger.keys.builders import build_ca_certificate, build_crl, build_participant_certificate, generate_key
 from exchanger.keys.material import load_crl, serial_hex
 from exchanger.keys.sm2 import Sm2Error
 from exchanger.keys.trust import CertificateRefused, TrustStore
 from exchanger.keys.x509_signing import crl_signed_by, issued_by
+from exchanger.pipeline import build_pipeline
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
 STANDARD_ID = "1234567812345678"
@@ -362,3 +364,20 @@ def test_a_configuration_with_an_rsa_and_an_sm2_ca_loads(tmp_path):
     }
     for certificate in ent_a.certificates:
         config.trust.check(certificate, "ent-a")
+
+
+# ---- an SM2 exchange, end to end in process -------------------------------------------------------------------------
+
+
+def test_an_sm2_exchange_accepts_routes_and_signs_with_sm2(tmp_path):
+    """Every bundled route, SM2 keys all round: accepted, forwarded and receipted under the platform's SM2 key."""
+    exchange = make_exchange(tmp_path, algorithm="sm2")
+    pipeline = build_pipeline(exchange.config)
+    platform = load_certificate(exchange.keys_dir / "eport" / "cert.pem")
+    for sample, sender, destinations in ROUTED_SAMPLES:
+        disposition = pipeline.process(Inbound(exchange.signed(sender, SAMPLES / sample), user_id=sender))
+        assert disposition.outcome == "accepted", (sample, disposition.reasons)
+        assert {p.routing_key for p in disposition.publications} >= {*destinations, sender}
+        for publication in disposition.publications:
+            root = etree.fromstring(publication.body)
+            assert Verifier().verify(root, [platform]).signature_method == SM2_SM3, publication.routing_key

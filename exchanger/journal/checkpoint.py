@@ -12,10 +12,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from exchanger.dsig.signer import Signer
+from exchanger.keys.sm2 import DEFAULT_SIGNER_ID, Sm2Error, Sm2PrivateKey, Sm2PublicKey, is_sm2_certificate
 from exchanger.journal.period import stamp
 from exchanger.journal.records import canonical_json
 
 _PURPOSE = "exchanger.journal.checkpoint/1"
+# Checkpoints are the exchange's own records, read back by the exchange alone: an SM2 checkpoint is always
+# DER with the standard signer ID, whatever the configuration says about documents, so that changing
+# `signatures.sm2` never makes the log's past checkpoints unverifiable.
+_SM2_ID = DEFAULT_SIGNER_ID.encode()
 
 
 def fingerprint(certificate: x509.Certificate) -> str:
@@ -64,7 +69,9 @@ class Checkpointer:
         """A signed checkpoint at the record ``seq`` whose hash is ``digest``."""
         unsigned = Checkpoint(seq, digest, stamp(), self.platform_id, fingerprint(self.signer.certificate), "")
         key = self.signer.key
-        if isinstance(key, rsa.RSAPrivateKey):
+        if isinstance(key, Sm2PrivateKey):
+            signature = key.sign(unsigned.payload(), _SM2_ID)
+        elif isinstance(key, rsa.RSAPrivateKey):
             signature = key.sign(unsigned.payload(), padding.PKCS1v15(), hashes.SHA256())
         else:
             signature = key.sign(unsigned.payload(), ec.ECDSA(hashes.SHA256()))
@@ -82,6 +89,10 @@ def signature_problem(checkpoint: Checkpoint, certificates: Iterable[x509.Certif
         )
     try:
         signature = base64.b64decode(checkpoint.signature, validate=True)
+        if is_sm2_certificate(certificate):
+            if Sm2PublicKey.from_certificate(certificate).verify(checkpoint.payload(), signature, _SM2_ID):
+                return None
+            raise InvalidSignature
         public = certificate.public_key()
         if isinstance(public, rsa.RSAPublicKey):
             public.verify(signature, checkpoint.payload(), padding.PKCS1v15(), hashes.SHA256())
@@ -89,6 +100,6 @@ def signature_problem(checkpoint: Checkpoint, certificates: Iterable[x509.Certif
             public.verify(signature, checkpoint.payload(), ec.ECDSA(hashes.SHA256()))
         else:
             return f"the certificate's {type(public).__name__} cannot verify checkpoints"
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, Sm2Error):
         return "its signature does not verify with the platform certificate (forged or altered)"
     return None
