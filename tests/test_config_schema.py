@@ -71,11 +71,11 @@ def test_the_sm2_settings_are_loaded_and_default_to_gacc_s(exchange, tmp_path):
     del data["signatures"]
     plain_path.write_text(yaml.safe_dump(data, sort_keys=False))
     plain = load_config(plain_path)
-    assert (plain.sm2.signer_id, plain.sm2.encoding) == ("1234567812345678", "raw")
+    assert (plain.signatures.sm2.signer_id, plain.signatures.sm2.encoding) == ("1234567812345678", "raw")
     given = {"sm2": {"signer_id": "ALICE123@YAHOO.COM", "encoding": "der"}}
     config = load_config(write_config(tmp_path / "given", exchange.keys_dir, signatures=given))
-    assert (config.sm2.signer_id, config.sm2.encoding) == ("ALICE123@YAHOO.COM", "der")
-    assert config.sm2.signer_id_bytes == b"ALICE123@YAHOO.COM"
+    assert (config.signatures.sm2.signer_id, config.signatures.sm2.encoding) == ("ALICE123@YAHOO.COM", "der")
+    assert config.signatures.sm2.signer_id_bytes == b"ALICE123@YAHOO.COM"
 
 
 def test_an_sm2_signer_id_too_long_in_utf8_is_refused(exchange, tmp_path):

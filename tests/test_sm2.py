@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from lxml import etree
 
-from exchanger.dsig.methods import SM2_SM3, SM3, Sm2Settings
+from exchanger.dsig.methods import SM2_SM3, SM3, SignatureSettings, Sm2Settings
 from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import SignatureError, Verifier
 from exchanger.journal.checkpoint import Checkpointer, signature_problem
@@ -70,11 +70,16 @@ def public_pem(sm2_keys) -> Path:
     return path
 
 
-def signer(keys_dir: Path, settings: Sm2Settings | None = None) -> Signer:
+def sm2(**settings) -> SignatureSettings:
+    """Signature settings with these SM2 settings."""
+    return SignatureSettings(sm2=Sm2Settings(**settings))
+
+
+def signer(keys_dir: Path, settings: SignatureSettings | None = None) -> Signer:
     return Signer(keys_dir / "ent-a" / "key.pem", keys_dir / "ent-a" / "cert.pem", settings)
 
 
-def signed_document(keys_dir: Path, settings: Sm2Settings | None = None) -> etree._Element:
+def signed_document(keys_dir: Path, settings: SignatureSettings | None = None) -> etree._Element:
     return signer(keys_dir, settings).sign(etree.fromstring(DOCUMENT))
 
 
@@ -210,7 +215,7 @@ def test_a_key_the_exchange_writes_is_read_by_openssl(sm2_keys):
 
 
 def test_a_configured_signer_id_round_trips(sm2_keys, public_pem, tmp_path):
-    settings = Sm2Settings(signer_id="ALICE123@YAHOO.COM")
+    settings = sm2(signer_id="ALICE123@YAHOO.COM")
     signed = signed_document(sm2_keys, settings)
     data, der = signed_info_c14n(signed), der_of_raw(signature_value(signed))
     assert openssl_verifies(tmp_path, public_pem, data, der, "ALICE123@YAHOO.COM")
@@ -221,7 +226,7 @@ def test_a_configured_signer_id_round_trips(sm2_keys, public_pem, tmp_path):
 
 
 def test_der_encoding_when_configured(sm2_keys, public_pem, tmp_path):
-    der_settings = Sm2Settings(encoding="der")
+    der_settings = sm2(encoding="der")
     signed = signed_document(sm2_keys, der_settings)
     value = signature_value(signed)
     assert value[0] == 0x30 and 70 <= len(value) <= 72
@@ -243,7 +248,7 @@ def test_der_encoding_when_configured(sm2_keys, public_pem, tmp_path):
     ids=["trailing-byte", "non-minimal-integer", "not-an-integer"],
 )
 def test_der_is_parsed_strictly_when_configured(sm2_keys, change, why):
-    settings = Sm2Settings(encoding="der")
+    settings = sm2(encoding="der")
     signed = signed_document(sm2_keys, settings)
     while signature_value(signed)[3] != 32:  # r without a sign byte: room for one needless zero within 72 bytes
         signed = signed_document(sm2_keys, settings)
@@ -349,6 +354,6 @@ def test_checkpoints_signed_with_an_sm2_platform_key_verify_and_alterations_do_n
     checkpoint = Checkpointer(platform, "eport").sign(42, "ab" * 32)
     assert signature_problem(checkpoint, [certificate]) is None
     # Another configured document encoding does not change how checkpoints are made or read.
-    der_platform = Signer(sm2_keys / "eport" / "key.pem", sm2_keys / "eport" / "cert.pem", Sm2Settings(encoding="der"))
+    der_platform = Signer(sm2_keys / "eport" / "key.pem", sm2_keys / "eport" / "cert.pem", sm2(encoding="der"))
     assert signature_problem(Checkpointer(der_platform, "eport").sign(43, "cd" * 32), [certificate]) is None
     assert "does not verify" in signature_problem(replace(checkpoint, seq=41), [certificate])

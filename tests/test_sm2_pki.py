@@ -313,7 +313,7 @@ def test_the_keys_commands_with_sm2(tmp_path):
     assert checked.exit_code == 0, checked.output
     # The platform signs with SM2 when its key is SM2.
     config = load_config(config_path)
-    signer = Signer(config.platform.key_path, config.platform.certificate_path, config.sm2)
+    signer = Signer(config.platform.key_path, config.platform.certificate_path, config.signatures)
     assert signer.signature_method == SM2_SM3
 
     revoked = cli("revoke", "ent-b", "--reason", "keyCompromise")

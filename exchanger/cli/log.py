@@ -207,7 +207,7 @@ def prune(settings, older_than: str | None) -> None:
     try:
         result = store.prune(cutoff, event)
         if result.through_seq is not None:
-            signer = Signer(config.platform.key_path, config.platform.certificate_path, config.sm2)
+            signer = Signer(config.platform.key_path, config.platform.certificate_path, config.signatures)
             checkpointer = Checkpointer(signer, config.platform.id)
             store.add_checkpoint(checkpointer.sign(*store.head()))
     finally:

@@ -21,7 +21,7 @@ from exchanger.config.problems import positive_int as _positive_int
 from exchanger.config.routes import routes_from
 from exchanger.config.schema import check_catalogue_file, check_routes_file
 from exchanger.config.yaml_source import read_yaml
-from exchanger.dsig.methods import Sm2Settings
+from exchanger.dsig.methods import SignatureSettings, Sm2Settings
 from exchanger.errors import ExchangerError
 from exchanger.journal.period import parse_period
 from exchanger.keys.trust import TrustStore
@@ -56,18 +56,18 @@ def _metrics_from(section: dict, problems: Problems) -> MetricsSettings:
     return MetricsSettings(bind=str(section.get("bind", MetricsSettings.bind)), port=port)
 
 
-def _sm2_from(section: Any, problems: Problems) -> Sm2Settings:
-    """The signer ID and SignatureValue layout of SM2 signatures (defaults: GM/T 0009's ID, raw r || s)."""
+def _signatures_from(section: Any, problems: Problems) -> SignatureSettings:
+    """The settings of each key family: for SM2 the signer ID and SignatureValue layout (GM/T 0009's ID, raw r || s)."""
     spec = section.get("sm2") if isinstance(section, dict) else None
     spec = spec if isinstance(spec, dict) else {}
     signer_id = spec.get("signer_id", Sm2Settings.signer_id)
     encoding = spec.get("encoding", Sm2Settings.encoding)
     try:
-        return Sm2Settings(signer_id=str(signer_id), encoding=str(encoding))
+        return SignatureSettings(sm2=Sm2Settings(signer_id=str(signer_id), encoding=str(encoding)))
     except (ValueError, ExchangerError) as exc:
         # The schema has said what is wrong already; here only what it cannot see (UTF-8 length) is left.
         problems.add("signatures.sm2", str(exc))
-        return Sm2Settings()
+        return SignatureSettings()
 
 
 KEEP_ORIGINALS = ("rejected", "all", "none")
@@ -175,7 +175,7 @@ def load_config(path: Path | str) -> Config:
     )
     metrics = _metrics_from(data.get("metrics") or {}, problems)
     journal = _journal_from(data.get("journal") or {}, base, problems)
-    sm2 = _sm2_from(data.get("signatures") or {}, problems)
+    signatures = _signatures_from(data.get("signatures") or {}, problems)
     problems.raise_if_any()
     return Config(
         path=path,
@@ -191,7 +191,7 @@ def load_config(path: Path | str) -> Config:
         journal=journal,
         files=tuple(dict.fromkeys(digest.files)),
         trust=trust,
-        sm2=sm2,
+        signatures=signatures,
     )
 
 

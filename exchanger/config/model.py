@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography import x509
 
 from exchanger.catalogue import Catalogue
-from exchanger.dsig.methods import Sm2Settings
+from exchanger.dsig.methods import SignatureSettings
 from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
 from exchanger.routing import RoutingTable
@@ -97,7 +97,7 @@ class Config:
     journal: JournalSettings = JournalSettings()
     files: tuple[Path, ...] = ()  # every file this version was read from, for change detection
     trust: TrustStore | None = field(default=None, repr=False)  # anchors and CRLs that signers must chain to
-    sm2: Sm2Settings = Sm2Settings()  # the signer ID and SignatureValue layout of SM2 signatures
+    signatures: SignatureSettings = SignatureSettings()  # per key family: the SM2 signer ID and encoding
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""

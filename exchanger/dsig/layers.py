@@ -37,7 +37,7 @@ def _sender_layer(data: bytes, config) -> Layer:
     envelope = Envelope(Inbound(data))
     try:
         envelope.tree = parse_untrusted(data)
-        Verify(config.registry, config.trust, Verifier(config.sm2))(envelope)
+        Verify(config.registry, config.trust, Verifier(config.signatures))(envelope)
     except HostileXML as exc:
         return Layer("sender", False, f"{exc.code}: {exc}")
     except Rejected as exc:
@@ -53,12 +53,12 @@ def verify_layers(data: bytes, config) -> tuple[list[Layer], bytes | None]:
         return [Layer("document", False, f"{exc.code}: {exc}")], None
     tag = tree.getroot().tag
     if tag == _RECEIPT:
-        return [_platform_layer(tree, config, Verifier(config.sm2))], None
+        return [_platform_layer(tree, config, Verifier(config.signatures))], None
     if tag != _FORWARD:
         return [_sender_layer(data, config)], None
     fields = read_exchange_message(tree.getroot())
     original = fields["original"]
-    layers = [_platform_layer(tree, config, Verifier(config.sm2))]
+    layers = [_platform_layer(tree, config, Verifier(config.signatures))]
     if hashlib.sha256(original).hexdigest() != (fields.get("Digest") or "").lower():
         layers.append(Layer("payload", False, "the carried document does not match the envelope's digest"))
     layers.append(_sender_layer(original, config))

@@ -47,6 +47,13 @@ class Sm2Settings:
 
 
 @dataclass(frozen=True)
+class SignatureSettings:
+    """The settings of each key family that has any (routes.yaml ``signatures:``); a family reads its own."""
+
+    sm2: Sm2Settings = Sm2Settings()
+
+
+@dataclass(frozen=True)
 class DigestMethod:
     """A DigestMethod identifier and the hash it names."""
 
@@ -85,16 +92,16 @@ class KeyFamily(Protocol):
     def holds(self, certificate: x509.Certificate) -> bool:
         """Tell whether the certificate certifies a key of this family."""
 
-    def check_layout(self, value: bytes, settings: Sm2Settings) -> None:
+    def check_layout(self, value: bytes, settings: SignatureSettings) -> None:
         """Refuse a SignatureValue whose layout no key of this family could make: cheap, key-independent."""
 
     def check_value(self, value: bytes, certificate: x509.Certificate) -> None:
         """Refuse a SignatureValue whose length does not fit the certificate's key: cheap, before any key operation."""
 
-    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: Sm2Settings) -> bool:
+    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: SignatureSettings) -> bool:
         """Tell whether value is a signature over data by the certificate's key."""
 
-    def sign(self, key, data: bytes, hash_name: str, settings: Sm2Settings) -> bytes:
+    def sign(self, key, data: bytes, hash_name: str, settings: SignatureSettings) -> bytes:
         """Sign data; return the SignatureValue octets as XML-DSig carries them."""
 
 
@@ -117,7 +124,7 @@ class RsaFamily:
         """Tell whether the certificate holds an RSA key."""
         return isinstance(_public_key(certificate), rsa.RSAPublicKey)
 
-    def check_layout(self, value: bytes, settings: Sm2Settings) -> None:
+    def check_layout(self, value: bytes, settings: SignatureSettings) -> None:
         """Any length may be an RSA signature until the key is known."""
 
     def check_value(self, value: bytes, certificate: x509.Certificate) -> None:
@@ -126,7 +133,7 @@ class RsaFamily:
         if len(value) != size:
             raise _wrong_length(f"an RSA-{certificate.public_key().key_size} signature", size, len(value))
 
-    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: Sm2Settings) -> bool:
+    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: SignatureSettings) -> bool:
         """Check a PKCS#1 v1.5 signature with the certificate's key."""
         try:
             certificate.public_key().verify(value, data, padding.PKCS1v15(), _HASHES[hash_name]())
@@ -134,7 +141,7 @@ class RsaFamily:
             return False
         return True
 
-    def sign(self, key, data: bytes, hash_name: str, settings: Sm2Settings) -> bytes:
+    def sign(self, key, data: bytes, hash_name: str, settings: SignatureSettings) -> bytes:
         """Sign with PKCS#1 v1.5."""
         return key.sign(data, padding.PKCS1v15(), _HASHES[hash_name]())
 
@@ -148,7 +155,7 @@ class EcdsaFamily:
         """Tell whether the certificate holds an EC key that ``cryptography`` supports."""
         return isinstance(_public_key(certificate), ec.EllipticCurvePublicKey)
 
-    def check_layout(self, value: bytes, settings: Sm2Settings) -> None:
+    def check_layout(self, value: bytes, settings: SignatureSettings) -> None:
         """Nothing to check until the curve is known."""
 
     def check_value(self, value: bytes, certificate: x509.Certificate) -> None:
@@ -158,7 +165,7 @@ class EcdsaFamily:
         if len(value) != size:
             raise _wrong_length(f"an ECDSA SignatureValue on {key.curve.name}", size, len(value))
 
-    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: Sm2Settings) -> bool:
+    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: SignatureSettings) -> bool:
         """Check a raw r || s ECDSA signature with the certificate's key."""
         half = len(value) // 2
         der = encode_dss_signature(int.from_bytes(value[:half], "big"), int.from_bytes(value[half:], "big"))
@@ -168,7 +175,7 @@ class EcdsaFamily:
             return False
         return True
 
-    def sign(self, key, data: bytes, hash_name: str, settings: Sm2Settings) -> bytes:
+    def sign(self, key, data: bytes, hash_name: str, settings: SignatureSettings) -> bytes:
         """Sign with ECDSA; XML-DSig wants raw r || s, each as long as the curve order."""
         r, s = decode_dss_signature(key.sign(data, ec.ECDSA(_HASHES[hash_name]())))
         size = (key.curve.key_size + 7) // 8
@@ -184,10 +191,10 @@ class Sm2Family:
         """Tell whether the certificate holds an SM2 key."""
         return sm2.is_sm2_certificate(certificate)
 
-    def check_layout(self, value: bytes, settings: Sm2Settings) -> None:
+    def check_layout(self, value: bytes, settings: SignatureSettings) -> None:
         """Raw: exactly 64 bytes, r and s in range; DER: one minimal SEQUENCE of two INTEGERs, nothing after."""
         try:
-            if settings.encoding == "raw":
+            if settings.sm2.encoding == "raw":
                 if len(value) != sm2.RAW_SIGNATURE_BYTES:
                     raise _wrong_length("sm2-sm3 (raw r || s)", sm2.RAW_SIGNATURE_BYTES, len(value))
                 sm2.der_from_raw(value)
@@ -199,15 +206,15 @@ class Sm2Family:
     def check_value(self, value: bytes, certificate: x509.Certificate) -> None:
         """Every SM2 key is on the one curve: the layout check said all there is."""
 
-    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: Sm2Settings) -> bool:
+    def verify(self, certificate, data: bytes, value: bytes, hash_name: str, settings: SignatureSettings) -> bool:
         """Check an SM2 signature with the certificate's point and the configured signer ID."""
-        der = sm2.der_from_raw(value) if settings.encoding == "raw" else value
-        return sm2.Sm2PublicKey.from_certificate(certificate).verify(data, der, settings.signer_id_bytes)
+        der = sm2.der_from_raw(value) if settings.sm2.encoding == "raw" else value
+        return sm2.Sm2PublicKey.from_certificate(certificate).verify(data, der, settings.sm2.signer_id_bytes)
 
-    def sign(self, key, data: bytes, hash_name: str, settings: Sm2Settings) -> bytes:
+    def sign(self, key, data: bytes, hash_name: str, settings: SignatureSettings) -> bytes:
         """Sign with SM2 and the configured signer ID, in the configured layout."""
-        der = key.sign(data, settings.signer_id_bytes)
-        return sm2.raw_from_der(der) if settings.encoding == "raw" else der
+        der = key.sign(data, settings.sm2.signer_id_bytes)
+        return sm2.raw_from_der(der) if settings.sm2.encoding == "raw" else der
 
 
 @dataclass(frozen=True)

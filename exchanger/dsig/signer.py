@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
-from exchanger.dsig.methods import DIGEST_METHODS, SIGNATURE_METHODS, SIGNING_CHOICES, Sm2Settings, family_of
+from exchanger.dsig.methods import DIGEST_METHODS, SIGNATURE_METHODS, SIGNING_CHOICES, SignatureSettings, family_of
 from exchanger.keys.material import PrivateKey, load_certificate, load_private_key, same_public_key
 from exchanger.keys.sm2 import Sm2PrivateKey
 from exchanger.xml.parser import parse_untrusted
@@ -46,15 +46,15 @@ class Signer:
     SM2 signatures, which those two do not know, with the openssl command line.
 
     With an SM2 key it signs as GACC's 202205 specification writes: the chinaport sm2-sm3 and sm3
-    identifiers and inclusive c14n 1.0, with the signer ID and SignatureValue layout of ``sm2``.
+    identifiers and inclusive c14n 1.0, with the signer ID and SignatureValue layout of ``settings.sm2``.
     """
 
-    def __init__(self, key: KeySource, certificate: CertSource, sm2: Sm2Settings | None = None) -> None:
+    def __init__(self, key: KeySource, certificate: CertSource, settings: SignatureSettings | None = None) -> None:
         self.key: PrivateKey = key if isinstance(key, _KEY_TYPES) else load_private_key(key)
         self.certificate: x509.Certificate = (
             certificate if isinstance(certificate, x509.Certificate) else load_certificate(certificate)
         )
-        self.sm2 = sm2 or Sm2Settings()
+        self.settings = settings or SignatureSettings()
         if not same_public_key(self.certificate, self.key):
             raise ValueError("the certificate does not belong to the private key")
         family = family_of(self.certificate)
@@ -68,7 +68,7 @@ class Signer:
         self._template = self._signature_template()
 
     def _signature_value(self, data: bytes) -> bytes:
-        return self._method.family.sign(self.key, data, self._method.hash_name, self.sm2)
+        return self._method.family.sign(self.key, data, self._method.hash_name, self.settings)
 
     def _c14n(self, element: etree._Element) -> bytes:
         return etree.tostring(element, method="c14n", exclusive=self.c14n_method == EXC_C14N, with_comments=False)

@@ -34,7 +34,7 @@ from exchanger.dsig.c14n import canonicalize, check_namespace_uris, without_sign
 from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.errors import CODES, SignatureError, refusing_the_unexpected  # noqa: F401
 from exchanger.dsig.keyinfo import check_key_values, embedded_certificate_der, pinned, subject
-from exchanger.dsig.methods import DIGEST_METHODS, SIGNATURE_METHODS, Sm2Settings, family_of
+from exchanger.dsig.methods import DIGEST_METHODS, SIGNATURE_METHODS, SignatureSettings, family_of
 from exchanger.dsig.profile import check_profile
 from exchanger.keys.material import fingerprint
 from exchanger.xml.parser import parse_untrusted
@@ -73,11 +73,11 @@ class Verifier:
     the exchange's signature profile (SECURITY.md) refuses it. SM2 signatures, which xmlsec1 does not
     know, are judged by the openssl command line.
 
-    ``sm2`` says which signer ID SM2 signatures are made with and how their SignatureValue is laid out.
+    ``settings`` holds what a key family needs to know, e.g. the SM2 signer ID and SignatureValue layout.
     """
 
-    def __init__(self, sm2: Sm2Settings | None = None) -> None:
-        self.sm2 = sm2 or Sm2Settings()
+    def __init__(self, settings: SignatureSettings | None = None) -> None:
+        self.settings = settings or SignatureSettings()
 
     @refusing_the_unexpected
     def verify(self, root: etree._Element, certificates: Sequence[x509.Certificate]) -> Verified:
@@ -88,7 +88,7 @@ class Verifier:
         """
         inspected = self.inspect(root, certificates)
         _check_validity(inspected.certificate, datetime.now(timezone.utc))
-        _check_signature_value(inspected, self.sm2)
+        _check_signature_value(inspected, self.settings)
         canonical = _check_digest(root, inspected)
         return Verified(
             signed_root=parse_untrusted(canonical).getroot(),
@@ -112,7 +112,7 @@ class Verifier:
         method = SIGNATURE_METHODS[signature_method]
         signature_value = decode_base64(signature.findtext(f"{{{DS_NS}}}SignatureValue"), "ds:SignatureValue")
         # Lengths and layouts first: an SM2 verify costs a millisecond, a length check nothing.
-        method.family.check_layout(signature_value, self.sm2)
+        method.family.check_layout(signature_value, self.settings)
         key_info = signature.find(f"{{{DS_NS}}}KeyInfo")
         certificate = pinned(embedded_certificate_der(key_info), certificates)
         check_key_values(key_info, certificate)
@@ -178,7 +178,7 @@ def _check_validity(certificate: x509.Certificate, now: datetime) -> None:
     )
 
 
-def _check_signature_value(inspected: Inspected, sm2: Sm2Settings) -> None:
+def _check_signature_value(inspected: Inspected, settings: SignatureSettings) -> None:
     """Verify SignatureValue over the canonical SignedInfo with the pinned certificate's key."""
     method = SIGNATURE_METHODS[inspected.signature_method]
     # The key's family and the value's length first: both cost nothing next to the signature check.
@@ -187,7 +187,7 @@ def _check_signature_value(inspected: Inspected, sm2: Sm2Settings) -> None:
     c14n_method = one_child(inspected.signed_info, "CanonicalizationMethod")
     with_comments = c14n_method.get("Algorithm", "").endswith(WITH_COMMENTS)
     signed = canonicalize(inspected.signed_info, c14n_method, with_comments)
-    if not method.family.verify(inspected.certificate, signed, inspected.signature_value, method.hash_name, sm2):
+    if not method.family.verify(inspected.certificate, signed, inspected.signature_value, method.hash_name, settings):
         raise SignatureError(
             "signature.invalid",
             "signature does not verify: the SignatureValue was not made over SignedInfo with the certificate's key",

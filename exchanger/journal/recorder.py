@@ -133,7 +133,7 @@ def stage_names(pipeline) -> list[str]:
 
 def open_recorder(config: Config, signer: Signer | None = None) -> Recorder:
     """Open the configured store and start its writer, which signs checkpoints with the platform key."""
-    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path, config.sm2)
+    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path, config.signatures)
     settings = config.journal
     checkpointer = Checkpointer(signer, config.platform.id, settings.checkpoint_records, settings.checkpoint_seconds)
     store = open_store(settings.url)

@@ -268,14 +268,14 @@ def checking_stages(config: Config) -> list[Stage]:
         Parse(config.limits.max_message_bytes, config.limits),
         Identify(config.catalogue),
         Validate(),
-        Verify(config.registry, config.trust, Verifier(config.sm2)),
+        Verify(config.registry, config.trust, Verifier(config.signatures)),
         Authenticate(config.registry, config.broker.daemon_user),
     ]
 
 
 def build_pipeline(config: Config, signer: Signer | None = None, receipts: AcceptedReceipts | None = None) -> Pipeline:
     """Assemble the stages for one configuration version; everything expensive is built here, once."""
-    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path, config.sm2)
+    signer = signer or Signer(config.platform.key_path, config.platform.certificate_path, config.signatures)
     stages: list[Stage] = [
         *checking_stages(config),
         *([Deduplicate(receipts)] if receipts is not None else []),
