@@ -7,6 +7,7 @@ signatures with an empty signer ID whatever it is told, so CRL signatures are ju
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -381,3 +382,28 @@ def test_an_sm2_exchange_accepts_routes_and_signs_with_sm2(tmp_path):
         for publication in disposition.publications:
             root = etree.fromstring(publication.body)
             assert Verifier().verify(root, [platform]).signature_method == SM2_SM3, publication.routing_key
+
+
+def test_exchanger_sign_and_verify_follow_the_configured_sm2_settings(tmp_path):
+    """`exchanger sign` writes what the configuration says (here DER and another signer ID); `verify` accepts it."""
+    keys_dir = tmp_path / "keys"
+    config_path = write_config(
+        tmp_path, keys_dir, signatures={"sm2": {"signer_id": "ALICE123@YAHOO.COM", "encoding": "der"}}
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(config_path), "keys", "init", "--algorithm", "sm2"]).exit_code == 0
+    signed_path = tmp_path / "signed.xml"
+    sample = SAMPLES / "customs-declaration" / "valid.xml"
+    result = runner.invoke(main, ["--config", str(config_path), "sign", str(sample), "--as", "ent-a", "--out", str(signed_path)])
+    assert result.exit_code == 0, result.output
+    root = etree.fromstring(signed_path.read_bytes())
+    value = root.findtext("{http://www.w3.org/2000/09/xmldsig#}Signature/{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+    assert base64.b64decode(value)[0] == 0x30  # DER, as configured
+    verified = runner.invoke(main, ["--config", str(config_path), "verify", str(signed_path)])
+    assert verified.exit_code == 0, verified.output
+    # The same document under the default settings (raw, standard ID) is refused.
+    data = yaml.safe_load(config_path.read_text())
+    del data["signatures"]
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    refused = runner.invoke(main, ["--config", str(config_path), "verify", str(signed_path)])
+    assert refused.exit_code == 1 and "sm2-sm3 (raw r || s) needs 64 bytes" in refused.output, refused.output

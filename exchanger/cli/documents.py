@@ -10,7 +10,7 @@ import click
 from exchanger.catalogue import FieldError
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, fail, pass_settings
 from exchanger.config import ConfigError, load_catalogue
-from exchanger.config.loader import catalogue_path_of, read_identities
+from exchanger.config.loader import catalogue_path_of, read_identities, read_signature_settings
 from exchanger.dsig.layers import Layer, verify_layers
 from exchanger.dsig.signer import Signer
 from exchanger.envelope import Envelope, Inbound
@@ -66,12 +66,14 @@ def signer_for(settings, participant: str) -> Signer:
     """The signer holding a participant's key and certificate from keys/, or exit with what to do."""
     try:
         keys_dir = read_identities(settings.config_path)[0]
+        signatures = read_signature_settings(settings.config_path)
     except ConfigError as exc:
         fail(f"the configuration {settings.config_path} cannot be read:", exc.problems)
     key, cert = keys_dir / participant / "key.pem", keys_dir / participant / "cert.pem"
     if not key.exists() or not cert.exists():
         fail(f"no key and certificate for {participant!r} in {keys_dir}", ["run `exchanger keys init`"])
-    return Signer(key, cert)
+    # The configured SM2 signer ID and encoding, so that what this command signs is what the exchange expects.
+    return Signer(key, cert, signatures)
 
 
 @click.command(epilog=EXIT_CODES_HELP)

@@ -213,6 +213,16 @@ def read_identities(path: Path | str) -> tuple[Path, tuple[str, str], list[tuple
     return keys_dir, (str(platform.get("id", "eport")), str(platform.get("name", "Electronic Port"))), participants, daemon_user
 
 
+def read_signature_settings(path: Path | str) -> SignatureSettings:
+    """The ``signatures:`` section alone, for commands that sign as a participant without loading everything."""
+    problems = Problems()
+    data = _read_checked(Path(path), problems)
+    problems.raise_if_any()
+    settings = _signatures_from(data.get("signatures") or {}, problems)
+    problems.raise_if_any()
+    return settings
+
+
 def read_metrics_address(path: Path | str) -> tuple[str, int]:
     """Where a configuration says the daemon serves its HTTP endpoint, without loading anything else."""
     problems = Problems()

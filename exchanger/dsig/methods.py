@@ -60,7 +60,6 @@ class DigestMethod:
     uri: str
     name: str
     digest: Callable[[bytes], bytes]
-    size: int
 
 
 def _sm3(data: bytes) -> bytes:
@@ -76,10 +75,10 @@ def _hashlib(name: str) -> Callable[[bytes], bytes]:
 DIGEST_METHODS: dict[str, DigestMethod] = {
     method.uri: method
     for method in (
-        DigestMethod(XMLENC + "sha256", "sha256", _hashlib("sha256"), 32),
-        DigestMethod(MORE + "sha384", "sha384", _hashlib("sha384"), 48),
-        DigestMethod(XMLENC + "sha512", "sha512", _hashlib("sha512"), 64),
-        DigestMethod(SM3, "sm3", _sm3, 32),
+        DigestMethod(XMLENC + "sha256", "sha256", _hashlib("sha256")),
+        DigestMethod(MORE + "sha384", "sha384", _hashlib("sha384")),
+        DigestMethod(XMLENC + "sha512", "sha512", _hashlib("sha512")),
+        DigestMethod(SM3, "sm3", _sm3),
     )
 }
 
