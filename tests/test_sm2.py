@@ -16,6 +16,8 @@ from pathlib import Path
 
 import gmssl_pyx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
@@ -27,7 +29,7 @@ from exchanger.dsig.verifier import SignatureError, Verifier
 from exchanger.journal.checkpoint import Checkpointer, signature_problem
 from exchanger.keys import init_demo_pki, load_certificate
 from exchanger.keys.material import load_private_key
-from exchanger.keys.sm2 import Sm2PrivateKey
+from exchanger.keys.sm2 import ORDER, Sm2Error, Sm2PrivateKey, der_from_raw, parse_der_signature, raw_from_der
 from exchanger.xml.parser import parse_untrusted
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -255,6 +257,44 @@ def test_der_is_parsed_strictly_when_configured(sm2_keys, change, why):
     set_signature_value(signed, change(signature_value(signed)))
     error = refusal(Verifier(settings), signed, [load_certificate(sm2_keys / "ent-a" / "cert.pem")])
     assert error.code == "signature.invalid" and why in error.message, error
+
+
+VALID_DER = st.builds(der_of_raw, st.binary(min_size=64, max_size=64))
+
+
+def _nearby(der: bytes):
+    """DER one edit away: a byte inserted, dropped or changed."""
+    at = st.integers(0, len(der))
+    byte = st.integers(0, 255)
+    return st.one_of(
+        st.tuples(at, byte).map(lambda ab: der[: ab[0]] + bytes([ab[1]]) + der[ab[0]:]),
+        at.map(lambda a: der[:a] + der[a + 1:]),
+        st.tuples(at, byte).map(lambda ab: der[: ab[0]] + bytes([ab[1]]) + der[ab[0] + 1:]),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.one_of(st.binary(max_size=80), VALID_DER, VALID_DER.flatmap(_nearby)))
+def test_a_der_signature_is_accepted_only_in_its_one_canonical_encoding(data):
+    """Whatever the bytes, the strict reader returns r and s whose DER is those very bytes, or says why not."""
+    try:
+        r, s = parse_der_signature(data)
+    except Sm2Error:
+        return
+    assert 0 < r < ORDER and 0 < s < ORDER
+    assert encode_dss_signature(r, s) == data
+    assert der_from_raw(raw_from_der(data)) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(min_size=0, max_size=96))
+def test_a_raw_signature_is_64_bytes_with_both_halves_in_range(raw):
+    try:
+        der = der_from_raw(raw)
+    except Sm2Error:
+        assert len(raw) != 64 or not 0 < int.from_bytes(raw[:32], "big") < ORDER or not 0 < int.from_bytes(raw[32:], "big") < ORDER
+        return
+    assert len(raw) == 64 and raw_from_der(der) == raw
 
 
 # ---- refusals -----------------------------------------------------------------------------------------------------
