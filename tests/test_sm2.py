@@ -208,6 +208,37 @@ def test_a_key_openssl_generates_signs_in_the_exchange_and_verifies_in_openssl(t
     assert openssl_verifies(tmp_path, tmp_path / "pub.pem", DOCUMENT, der, STANDARD_ID)
 
 
+@pytest.mark.parametrize(
+    "convert",
+    [
+        ["ec", "-in", "{key}", "-out", "{out}"],  # SEC1 under OpenSSL's "SM2 PRIVATE KEY" label
+        ["pkey", "-in", "{key}", "-out", "{out}"],  # PKCS#8 again
+    ],
+    ids=["sec1", "pkcs8"],
+)
+def test_sm2_keys_in_the_forms_openssl_writes_load(tmp_path, convert):
+    key_path, out = tmp_path / "key.pem", tmp_path / "converted.pem"
+    openssl("genpkey", "-algorithm", "SM2", "-out", str(key_path))
+    openssl(*(part.format(key=key_path, out=out) for part in convert))
+    assert load_private_key(out).scalar == load_private_key(key_path).scalar
+
+
+def test_a_key_generated_by_ecparam_loads(tmp_path):
+    """`openssl ecparam -genkey` writes the curve's parameters before the key."""
+    openssl("ecparam", "-name", "SM2", "-genkey", "-out", str(tmp_path / "key.pem"))
+    assert isinstance(load_private_key(tmp_path / "key.pem"), Sm2PrivateKey)
+
+
+def test_a_key_of_another_curve_or_a_mismatched_pair_is_refused(tmp_path):
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp_path / "p256.pem"))
+    with pytest.raises(Sm2Error, match="not on the SM2 curve"):
+        Sm2PrivateKey.from_pem((tmp_path / "p256.pem").read_bytes())
+    one, other = Sm2PrivateKey.generate(), Sm2PrivateKey.generate()
+    mismatched = Sm2PrivateKey(one.scalar, other.public_key())
+    with pytest.raises(Sm2Error, match="does not belong to its scalar"):
+        Sm2PrivateKey.from_pem(mismatched.pem())
+
+
 def test_a_key_the_exchange_writes_is_read_by_openssl(sm2_keys):
     text = openssl("pkey", "-in", str(sm2_keys / "ent-a" / "key.pem"), "-text", "-noout").stdout
     assert "SM2" in text and "Private-Key: (256 bit)" in text

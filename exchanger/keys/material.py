@@ -35,6 +35,9 @@ def load_crl(path: Path | str) -> x509.CertificateRevocationList:
 def load_private_key(path: Path | str) -> PrivateKey:
     """Load an unencrypted RSA, EC or SM2 private key from a PEM file."""
     data = Path(path).read_bytes()
+    if b"-----BEGIN SM2 PRIVATE KEY-----" in data:
+        # OpenSSL's own label for an SM2 key in SEC1 form, which cryptography does not know.
+        return Sm2PrivateKey.from_pem(data)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except UnsupportedAlgorithm:

@@ -29,6 +29,8 @@ SM2_WITH_SM3 = "1.2.156.10197.1.501"
 DEFAULT_SIGNER_ID = "1234567812345678"
 ENCODINGS = ("raw", "der")
 DEFAULT_ENCODING = "raw"
+# SEC1 ECPrivateKey PEM labels: OpenSSL 3.0 writes SM2 keys in that form under its own label.
+SEC1_LABELS = ("EC PRIVATE KEY", "SM2 PRIVATE KEY")
 # ENTL, the identity's length in bits, is two bytes in Z_A (GM/T 0003.2 §5.5).
 MAX_SIGNER_ID_BYTES = 8191
 
@@ -125,7 +127,7 @@ class Sm2PrivateKey:
 
     @classmethod
     def from_pem(cls, data: bytes) -> Sm2PrivateKey:
-        """Read an unencrypted PKCS#8 (`openssl genpkey`) or SEC1 (`openssl ecparam`) SM2 private key."""
+        """Read an unencrypted PKCS#8 (`openssl genpkey`) or SEC1 (`openssl ec`, `openssl ecparam`) SM2 private key."""
         label, der = _unpem(data)
         if label == "PRIVATE KEY":
             info, rest = _decode(der, rfc5208.PrivateKeyInfo(), "PKCS#8 private key")
@@ -133,10 +135,11 @@ class Sm2PrivateKey:
             if str(algorithm["algorithm"]) != EC_PUBLIC_KEY or _named_curve(algorithm["parameters"]) != SM2_CURVE:
                 raise Sm2Error("the PKCS#8 private key is not an SM2 key")
             der = info["privateKey"].asOctets()
-        elif label != "EC PRIVATE KEY":
+        elif label not in SEC1_LABELS:
             raise Sm2Error(f"a {label or 'non-PEM'} block is not an SM2 private key")
         key, _ = _decode(der, rfc5915.ECPrivateKey(), "SM2 private key")
-        if key["parameters"].isValue and _named_curve(key["parameters"]) != SM2_CURVE:
+        parameters = key["parameters"]
+        if parameters.isValue and (parameters.getName() != "namedCurve" or str(parameters["namedCurve"]) != SM2_CURVE):
             raise Sm2Error("the EC private key is not on the SM2 curve")
         scalar = key["privateKey"].asOctets().rjust(SCALAR_BYTES, b"\x00")
         if len(scalar) != SCALAR_BYTES or not 0 < int.from_bytes(scalar, "big") < ORDER - 1:
@@ -317,7 +320,7 @@ def _unpem(data: bytes) -> tuple[str, bytes]:
         end = text.find(f"-----END {label}-----", label_end)
         if label_end < 0 or end < 0:
             raise Sm2Error("the PEM block has no end line")
-        if label != "EC PARAMETERS":
+        if label not in ("EC PARAMETERS", "SM2 PARAMETERS"):
             try:
                 return label, base64.b64decode("".join(text[label_end + 5 : end].split()), validate=True)
             except ValueError:
