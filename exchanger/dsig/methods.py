@@ -258,5 +258,6 @@ def family_of(certificate: x509.Certificate) -> KeyFamily | None:
 
 def _wrong_length(what: str, expected: int, found: int) -> SignatureError:
     return SignatureError(
-        "signature.invalid", f"signature does not verify: SignatureValue is {found} bytes; {what} needs {expected} bytes"
+        "signature.invalid",
+        f"signature does not verify: SignatureValue is {found} bytes; {what} needs {expected} bytes",
     )

@@ -22,7 +22,9 @@ class ChainProblem(ExchangerError):
     """Why an SM2 certificate does not chain to a trusted SM2 CA."""
 
 
-def sm2_chain(certificate: x509.Certificate, anchors: Iterable[x509.Certificate], at: datetime) -> list[x509.Certificate]:
+def sm2_chain(
+    certificate: x509.Certificate, anchors: Iterable[x509.Certificate], at: datetime
+) -> list[x509.Certificate]:
     """Return [certificate, anchor] for the trusted SM2 CA that issued it; raise ChainProblem otherwise."""
     if certificate.signature_algorithm_oid != SM2_WITH_SM3_OID:
         raise ChainProblem(

@@ -42,11 +42,6 @@ def _placeholder() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def public_key_of(key) -> object:
-    """The public half of a private key of any family the exchange issues."""
-    return key.public_key()
-
-
 def subject_key_identifier(public_key) -> x509.SubjectKeyIdentifier:
     """RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits, for SM2 keys as for the others."""
     if isinstance(public_key, Sm2PublicKey):
@@ -67,7 +62,8 @@ def sign_certificate(builder: x509.CertificateBuilder, public_key, issuer_key) -
     certificate = rfc5280.Certificate()
     certificate["tbsCertificate"] = tbs
     certificate["signatureAlgorithm"] = _sm2_with_sm3()
-    certificate["signature"] = univ.BitString.fromOctetString(issuer_key.sign(encoder.encode(tbs), CERTIFICATE_SIGNER_ID))
+    signature = issuer_key.sign(encoder.encode(tbs), CERTIFICATE_SIGNER_ID)
+    certificate["signature"] = univ.BitString.fromOctetString(signature)
     return x509.load_der_x509_certificate(encoder.encode(certificate))
 
 
@@ -81,11 +77,14 @@ def sign_crl(builder: x509.CertificateRevocationListBuilder, issuer_key) -> x509
     crl = rfc5280.CertificateList()
     crl["tbsCertList"] = tbs
     crl["signatureAlgorithm"] = _sm2_with_sm3()
-    crl["signature"] = univ.BitString.fromOctetString(issuer_key.sign(encoder.encode(tbs), CERTIFICATE_SIGNER_ID))
+    signature = issuer_key.sign(encoder.encode(tbs), CERTIFICATE_SIGNER_ID)
+    crl["signature"] = univ.BitString.fromOctetString(signature)
     return x509.load_der_x509_crl(encoder.encode(crl))
 
 
-def issued_by(certificate: x509.Certificate, issuer: x509.Certificate, signer_id: bytes = CERTIFICATE_SIGNER_ID) -> bool:
+def issued_by(
+    certificate: x509.Certificate, issuer: x509.Certificate, signer_id: bytes = CERTIFICATE_SIGNER_ID
+) -> bool:
     """Tell whether issuer's key signed the certificate (names and signature; nothing else)."""
     if certificate.issuer != issuer.subject:
         return False
