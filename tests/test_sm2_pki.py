@@ -30,7 +30,13 @@ from exchanger.dsig.signer import Signer
 from exchanger.dsig.verifier import Verifier
 from exchanger.envelope import Inbound
 from exchanger.keys import init_demo_pki, load_certificate
-from exchanger.keys.builders import build_ca_certificate, build_crl, build_participant_certificate, generate_key
+from exchanger.keys.builders import (
+    build_ca_certificate,
+    build_crl,
+    build_participant_certificate,
+    generate_key,
+    key_pem,
+)
 from exchanger.keys.material import load_crl, serial_hex
 from exchanger.keys.sm2 import Sm2Error
 from exchanger.keys.trust import CertificateRefused, TrustStore
@@ -290,6 +296,21 @@ def test_an_openssl_crl_signed_with_the_empty_id_is_not_taken(openssl_pki):
     store = TrustStore([load_certificate(openssl_pki / "ca.pem")], [load_crl(openssl_pki / "crl-empty-id.pem")])
     assert any("not signed by any trust anchor" in p for p in store.problems)
     assert refusal(store, load_certificate(openssl_pki / "ent-a.pem")).code == "certificate.crl-missing"
+
+
+def test_an_sm2_key_certified_by_an_rsa_ca_is_untrusted_with_the_reason(openssl_pki, rsa_ca, tmp_path):
+    """openssl lets an RSA CA certify an SM2 key; the exchange does not chain such a certificate anywhere."""
+    (tmp_path / "rsa.key").write_bytes(key_pem(rsa_ca.key))
+    (tmp_path / "rsa.pem").write_bytes(rsa_ca.certificate.public_bytes(Encoding.PEM))
+    openssl(
+        "x509", "-req", "-in", str(openssl_pki / "ent-a.csr"), "-CA", str(tmp_path / "rsa.pem"), "-CAkey",
+        str(tmp_path / "rsa.key"), "-CAcreateserial", "-sha256", "-vfyopt", f"distid:{STANDARD_ID}", "-days", "30",
+        "-extfile", str(openssl_pki / "leaf.ext"), "-out", str(tmp_path / "mixed.pem"), cwd=tmp_path,
+    )
+    mixed = load_certificate(tmp_path / "mixed.pem")
+    refused = refusal(TrustStore([rsa_ca.certificate], [rsa_ca.crl()]), mixed)
+    assert refused.code == "certificate.untrusted"
+    assert "holds an SM2 key but is signed with sha256WithRSAEncryption" in refused.message, refused.message
 
 
 def test_an_openssl_made_sm2_key_and_certificate_sign_in_the_exchange(openssl_pki):
