@@ -19,8 +19,13 @@ def silenced():
     flood of log lines. Log lines written meanwhile by other threads wait for the lock instead of vanishing.
     """
     with _LOCK:
-        sys.stderr.flush()
-        saved = os.dup(2)
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            # No descriptor 2 (a process started with it closed): nothing to keep quiet.
+            yield
+            return
         null = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(null, 2)

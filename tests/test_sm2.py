@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -428,3 +430,23 @@ def test_checkpoints_signed_with_an_sm2_platform_key_verify_and_alterations_do_n
     der_platform = Signer(sm2_keys / "eport" / "key.pem", sm2_keys / "eport" / "cert.pem", sm2(encoding="der"))
     assert signature_problem(Checkpointer(der_platform, "eport").sign(43, "cd" * 32), [certificate]) is None
     assert "does not verify" in signature_problem(replace(checkpoint, seq=41), [certificate])
+
+
+def test_sm2_verification_works_in_a_process_without_stderr(sm2_keys, tmp_path):
+    """A daemon started with descriptor 2 closed still verifies SM2 signatures (nothing to silence then)."""
+    document = tmp_path / "signed.xml"
+    document.write_bytes(etree.tostring(signed_document(sm2_keys)))
+    script = (
+        "import sys\n"
+        "from lxml import etree\n"
+        "from exchanger.dsig.verifier import Verifier\n"
+        "from exchanger.keys import load_certificate\n"
+        f"root = etree.parse({str(document)!r}).getroot()\n"
+        f"Verifier().verify(root, [load_certificate({str(sm2_keys / 'ent-a' / 'cert.pem')!r})])\n"
+        "print('verified')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False,
+        preexec_fn=lambda: os.close(2),
+    )
+    assert result.stdout.strip() == "verified", result
