@@ -69,6 +69,16 @@ class JournalSettings:
 
 
 @dataclass(frozen=True)
+class LinkSettings:
+    """Where a peer e-port's copies go: its broker and virtual host, as the user it registered for this exchange."""
+
+    peer_id: str
+    url: str  # without the password, which is read from password_file when the link is applied
+    password_file: Path
+    reconnect_delay: int = 5
+
+
+@dataclass(frozen=True)
 class Platform:
     """The exchange's own identity: what it signs forwards and receipts with."""
 
@@ -96,6 +106,7 @@ class Config:
     journal: JournalSettings = JournalSettings()
     files: tuple[Path, ...] = ()  # every file this version was read from, for change detection
     trust: TrustStore | None = field(default=None, repr=False)  # anchors and CRLs that signers must chain to
+    links: tuple[LinkSettings, ...] = ()  # one per peer e-port that copies are shovelled to
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""

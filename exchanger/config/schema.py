@@ -70,6 +70,15 @@ _PARTICIPANT = _mapping(
         "name": _TEXT,
         "amqp_user": _TEXT,
         "certificates": _TEXTS,
+        # A peer e-port's link: the broker and user its copies are shovelled to (exchanger.transport.links).
+        "link": _mapping(
+            {
+                "url": {"type": "string", "pattern": "^amqps?://", "errorMessage": "must be an amqp:// or amqps:// URL"},
+                "password_file": _TEXT,
+                "reconnect_delay": _POSITIVE,
+            },
+            required=["url"],
+        ),
     },
     required=["kind"],
 )
