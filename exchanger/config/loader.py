@@ -13,6 +13,7 @@ from typing import Any
 
 from exchanger.catalogue import Catalogue
 from exchanger.config.digest import Digest
+from exchanger.config.domains import domains_from
 from exchanger.config.identities import check_signers, platform_from, registry_from, trust_from
 from exchanger.config.links import links_from
 from exchanger.config.messages import as_list, catalogue_from, load_catalogue
@@ -146,6 +147,7 @@ def load_config(path: Path | str) -> Config:
         problems.add("platform.id", f"{platform.id!r} is also a participant id; the platform's identity must be its own")
     table = routes_from(data, catalogue, registry, problems)
     links = links_from(data, base, keys_dir, registry, problems)
+    domains = domains_from(data, base, registry, problems, digest)
     trust = trust_from(data, base, keys_dir, problems, digest)
     check_signers(trust, platform, registry, problems)
     # The verify stage is built from the registry alone; it finds the store the registry was checked against.
@@ -177,6 +179,7 @@ def load_config(path: Path | str) -> Config:
         files=tuple(dict.fromkeys(digest.files)),
         trust=trust,
         links=links,
+        domains=domains,
     )
 
 

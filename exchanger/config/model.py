@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from cryptography import x509
 
 from exchanger.catalogue import Catalogue
+from exchanger.keys.domains import TrustDomain
 from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
 from exchanger.routing import RoutingTable
@@ -107,6 +109,7 @@ class Config:
     files: tuple[Path, ...] = ()  # every file this version was read from, for change detection
     trust: TrustStore | None = field(default=None, repr=False)  # anchors and CRLs that signers must chain to
     links: tuple[LinkSettings, ...] = ()  # one per peer e-port that copies are shovelled to
+    domains: Mapping[str, TrustDomain] = field(default_factory=dict)  # peer e-port id -> what it is trusted for
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""

@@ -79,6 +79,17 @@ _PARTICIPANT = _mapping(
             },
             required=["url"],
         ),
+        # A peer e-port's trust domain: the anchors its signers chain to and whom it vouches for (keys.domains).
+        "domain": _mapping(
+            {
+                "anchors": _TEXTS,
+                "crls": _TEXTS,
+                "identity_field": {"enum": list(IDENTITY_FIELDS)},
+                "expiry_warning_days": _POSITIVE,
+                "members": _TEXTS,
+            },
+            required=["anchors", "crls"],
+        ),
     },
     required=["kind"],
 )
