@@ -29,6 +29,7 @@ from exchanger.xml.limits import CODES, StructuralLimits
 from exchanger.xml.shape import measure
 from exchanger.xml.parser import HostileXML, parse_untrusted
 from exchanger.xml.schema import TREE_VALIDATION_BYTES
+from exchanger.xml.start_tags import LONG_RUN, _long_runs
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 INCLUSIVE_C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
@@ -205,6 +206,79 @@ def test_signed_info_size(content, encoding):
     text, size = signed_info(content)
     expected = "limits.signed-info" if size > SMALL.max_signed_info_bytes else None
     assert refusal(encoded(text, encoding)) == expected
+
+
+# A start tag longer than a slice is read from the bytes (exchanger/xml/start_tags.py) before libxml2 reads it.
+
+def long_tag(items: list[str], padding: int, quote: str, spaced: bool) -> str:
+    """A root whose start tag holds items (each "d" a declaration, "a" an attribute), padded past LONG_RUN.
+
+    Attribute values hold ">", "=" and the other quote, and "=" may be spaced out: what a byte scan must not be
+    fooled by (a namespace name must be a URI, so declarations are padded with letters)."""
+    other = "'" if quote == '"' else '"'
+    pad = f">{other}=" * (padding // 3)
+    equals = " = " if spaced else "="
+    parts = []
+    for number, kind in enumerate(items):
+        name = f"xmlns:p{number}" if kind == "d" else f"a{number}"
+        value = f"urn:{number}:" + "n" * padding if kind == "d" else pad
+        parts.append(f"\n {name}{equals}{quote}{value}{quote}")
+    return "<r" + "".join(parts) + ">\n<x>text with = and > and quotes ' \"</x>\n</r>"
+
+
+@FUZZ
+@given(
+    declarations=counts_around(SMALL.max_namespaces_in_scope),
+    attributes_=counts_around(SMALL.max_attributes_per_element),
+    order=st.randoms(use_true_random=False),
+    quote=st.sampled_from(['"', "'"]),
+    spaced=st.booleans(),
+    encoding=st.sampled_from(ENCODINGS),
+)
+def test_a_long_start_tag_is_judged_like_any_other(declarations, attributes_, order, quote, spaced, encoding):
+    declarations = min(declarations, SMALL.max_namespace_declarations)
+    items = ["d"] * declarations + ["a"] * attributes_
+    order.shuffle(items)
+    padding = LONG_RUN // max(1, len(items)) + 3
+    data = encoded(long_tag(items, padding, quote, spaced), encoding)
+    limits = dataclasses.replace(SMALL, max_text_bytes=2 * LONG_RUN)  # values long enough to make the tag long
+    over = set()
+    if declarations > SMALL.max_namespaces_in_scope:
+        over.add("limits.namespaces-in-scope")
+    if attributes_ > SMALL.max_attributes_per_element:
+        over.add("limits.attributes")
+    try:
+        parse_untrusted(data, limits=limits)
+    except HostileXML as exc:
+        assert exc.code in over, (exc.code, str(exc))
+        if encoding != "UTF-16":
+            # Refused from the bytes, at the line the tag starts on (libxml2 names the line where it ends).
+            assert (exc.line, exc.path) == (2, None), "refused from the tree, after libxml2 read the whole tag"
+    else:
+        assert not over
+
+
+@FUZZ
+@given(
+    pieces=st.lists(st.sampled_from([b"<", b"x" * 7, b"y" * 500, b"z" * 3000]), max_size=60),
+    threshold=st.sampled_from([8, 600, 4096]),
+)
+def test_long_runs_are_found_exactly(pieces, threshold):
+    data = b"".join(pieces)
+    expected, offset = [], 0
+    for index, run in enumerate(data.split(b"<")):
+        if index and len(run) > threshold:
+            expected.append(offset)
+        offset += len(run) + 1
+    assert list(_long_runs(data, threshold)) == expected
+
+
+def test_a_long_start_tag_is_refused_before_libxml2_reads_it():
+    """A 10 MB tag of declarations: refused on the count of the bytes, with the tag's line and no path."""
+    data = encoded("<r>\n" + "<x" + "".join(f' xmlns:n{i}="urn:n:{i}"' for i in range(500_000)) + "/></r>", "UTF-8")
+    with pytest.raises(HostileXML) as caught:
+        parse_untrusted(data, limits=DEFAULTS)
+    assert (caught.value.code, caught.value.line, caught.value.path) == ("limits.namespaces-in-scope", 3, None)
 
 
 def test_a_refusal_names_the_line_and_element():

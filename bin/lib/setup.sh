@@ -84,6 +84,16 @@ ensure_rabbitmq() {
   return 1
 }
 
+ensure_rabbitmq_plugin() {
+  # Links to peer e-ports are the broker's own shovels: the plugin must be on wherever the exchange runs.
+  local plugin="$1"
+  if rabbitmq-plugins -q list -e -m 2>/dev/null | grep -qx "$plugin"; then
+    return 0
+  fi
+  say "enabling the RabbitMQ plugin $plugin"
+  rabbitmq-plugins -q enable "$plugin" >/dev/null
+}
+
 ensure_postgresql() {
   # The message-log tests run against a real PostgreSQL: install it when missing, start it when
   # stopped, and give the tests a role and database of their own (password login on 127.0.0.1).

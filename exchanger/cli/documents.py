@@ -101,7 +101,12 @@ def identity_layer(data: bytes, config) -> Layer:
     sent it: a document signed by anyone else is refused with the authenticate stage's words.
     """
     envelope = Envelope(Inbound(data, user_id="(file)"))
-    stages = [Parse(config.limits.max_message_bytes, config.limits), Identify(config.catalogue), Validate(), Verify(config.registry, config.trust, Verifier(config.signatures))]
+    stages = [
+        Parse(config.limits.max_message_bytes, config.limits),
+        Identify(config.catalogue),
+        Validate(),
+        Verify(config.registry, config.trust, Verifier(config.signatures), domains=config.domains),
+    ]
     named = None
     try:
         for stage in stages:

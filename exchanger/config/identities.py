@@ -96,30 +96,42 @@ def trust_from(data: dict, base: Path, keys_dir: Path, problems: Problems, diges
     if not isinstance(spec, dict):
         problems.add("trust", "must be a mapping with anchors, crls, identity_field and expiry_warning_days")
         spec = {}
+    return store_from(spec, "trust", base, keys_dir / "ca", problems, digest)
+
+
+def store_from(spec: dict, where: str, base: Path, defaults: Path | None, problems: Problems, digest: Digest) -> TrustStore:
+    """A trust store from a section with anchors, crls, identity_field and expiry_warning_days.
+
+    Without anchors or crls the files in ``defaults`` (cert.pem, crl.pem) are used; with no defaults they must be listed.
+    """
     identity_field = spec.get("identity_field", DEFAULT_IDENTITY_FIELD)
     if identity_field not in IDENTITY_FIELDS:
-        problems.add("trust.identity_field", f"must be one of {', '.join(IDENTITY_FIELDS)}, not {identity_field!r}")
+        problems.add(f"{where}.identity_field", f"must be one of {', '.join(IDENTITY_FIELDS)}, not {identity_field!r}")
         identity_field = DEFAULT_IDENTITY_FIELD
-    warning_days = positive_int(spec, "expiry_warning_days", DEFAULT_EXPIRY_WARNING_DAYS, "trust", problems)
+    warning_days = positive_int(spec, "expiry_warning_days", DEFAULT_EXPIRY_WARNING_DAYS, where, problems)
+    anchor_paths = [base / p for p in as_list(spec.get("anchors"))] or ([defaults / "cert.pem"] if defaults else [])
+    crl_paths = [base / p for p in as_list(spec.get("crls"))] or ([defaults / "crl.pem"] if defaults else [])
+    if not anchor_paths:
+        problems.add(f"{where}.anchors", "must list the CA certificates this domain's signers chain to")
     anchors = []
-    for anchor_path in [base / p for p in as_list(spec.get("anchors"))] or [keys_dir / "ca" / "cert.pem"]:
+    for anchor_path in anchor_paths:
         digest.add_file(anchor_path)
-        anchor = load_certificate(anchor_path, "trust.anchors", problems)
+        anchor = load_certificate(anchor_path, f"{where}.anchors", problems)
         if anchor is not None:
             anchors.append(anchor)
     crls = []
-    for crl_path in [base / p for p in as_list(spec.get("crls"))] or [keys_dir / "ca" / "crl.pem"]:
+    for crl_path in crl_paths:
         digest.add_file(crl_path)
         try:
             crls.append(load_crl(crl_path))
         except FileNotFoundError:
-            problems.add("trust.crls", f"CRL {crl_path} not found (run `exchanger keys init`)")
+            problems.add(f"{where}.crls", f"CRL {crl_path} not found (run `exchanger keys init`)")
         except (OSError, ValueError) as exc:
-            problems.add("trust.crls", f"CRL {crl_path} cannot be read: {exc}")
+            problems.add(f"{where}.crls", f"CRL {crl_path} cannot be read: {exc}")
     store = TrustStore(anchors, crls, identity_field=identity_field, expiry_warning_days=warning_days)
     # Without any anchor every CRL is "signed by no anchor": the missing anchor is the one problem to report.
     for problem in store.problems if anchors else ():
-        problems.add("trust", problem)
+        problems.add(where, problem)
     return store
 
 

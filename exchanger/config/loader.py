@@ -13,7 +13,9 @@ from typing import Any
 
 from exchanger.catalogue import Catalogue
 from exchanger.config.digest import Digest
+from exchanger.config.domains import domains_from
 from exchanger.config.identities import check_signers, platform_from, registry_from, trust_from
+from exchanger.config.links import links_from
 from exchanger.config.messages import as_list, catalogue_from, load_catalogue
 from exchanger.config.model import BrokerSettings, Config, JournalSettings, Limits, MetricsSettings
 from exchanger.config.problems import ConfigError, Problems
@@ -160,6 +162,8 @@ def load_config(path: Path | str) -> Config:
     if platform.id in registry:
         problems.add("platform.id", f"{platform.id!r} is also a participant id; the platform's identity must be its own")
     table = routes_from(data, catalogue, registry, problems)
+    links = links_from(data, base, keys_dir, registry, problems)
+    domains = domains_from(data, base, registry, problems, digest)
     trust = trust_from(data, base, keys_dir, problems, digest)
     check_signers(trust, platform, registry, problems)
     # The verify stage is built from the registry alone; it finds the store the registry was checked against.
@@ -192,6 +196,8 @@ def load_config(path: Path | str) -> Config:
         files=tuple(dict.fromkeys(digest.files)),
         trust=trust,
         signatures=signatures,
+        links=links,
+        domains=domains,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from cryptography import x509
 
 from exchanger.catalogue import Catalogue
 from exchanger.dsig.methods import SignatureSettings
+from exchanger.keys.domains import TrustDomain
 from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
 from exchanger.routing import RoutingTable
@@ -70,6 +72,16 @@ class JournalSettings:
 
 
 @dataclass(frozen=True)
+class LinkSettings:
+    """Where a peer e-port's copies go: its broker and virtual host, as the user it registered for this exchange."""
+
+    peer_id: str
+    url: str  # without the password, which is read from password_file when the link is applied
+    password_file: Path
+    reconnect_delay: int = 5
+
+
+@dataclass(frozen=True)
 class Platform:
     """The exchange's own identity: what it signs forwards and receipts with."""
 
@@ -98,6 +110,8 @@ class Config:
     files: tuple[Path, ...] = ()  # every file this version was read from, for change detection
     trust: TrustStore | None = field(default=None, repr=False)  # anchors and CRLs that signers must chain to
     signatures: SignatureSettings = SignatureSettings()  # per key family: the SM2 signer ID and encoding
+    links: tuple[LinkSettings, ...] = ()  # one per peer e-port that copies are shovelled to
+    domains: Mapping[str, TrustDomain] = field(default_factory=dict)  # peer e-port id -> what it is trusted for
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""

@@ -71,6 +71,26 @@ _PARTICIPANT = _mapping(
         "name": _TEXT,
         "amqp_user": _TEXT,
         "certificates": _TEXTS,
+        # A peer e-port's link: the broker and user its copies are shovelled to (exchanger.transport.links).
+        "link": _mapping(
+            {
+                "url": {"type": "string", "pattern": "^amqps?://", "errorMessage": "must be an amqp:// or amqps:// URL"},
+                "password_file": _TEXT,
+                "reconnect_delay": _POSITIVE,
+            },
+            required=["url"],
+        ),
+        # A peer e-port's trust domain: the anchors its signers chain to and whom it vouches for (keys.domains).
+        "domain": _mapping(
+            {
+                "anchors": _TEXTS,
+                "crls": _TEXTS,
+                "identity_field": {"enum": list(IDENTITY_FIELDS)},
+                "expiry_warning_days": _POSITIVE,
+                "members": _TEXTS,
+            },
+            required=["anchors", "crls"],
+        ),
     },
     required=["kind"],
 )

@@ -268,7 +268,7 @@ def checking_stages(config: Config) -> list[Stage]:
         Parse(config.limits.max_message_bytes, config.limits),
         Identify(config.catalogue),
         Validate(),
-        Verify(config.registry, config.trust, Verifier(config.signatures)),
+        Verify(config.registry, config.trust, Verifier(config.signatures), config.domains),
         Authenticate(config.registry, config.broker.daemon_user),
     ]
 

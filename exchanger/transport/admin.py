@@ -112,6 +112,28 @@ class BrokerAdmin:
             row["arguments"] = {name: value for name, _type, value in row["arguments"]}
         return rows
 
+    def set_parameter(self, vhost: str, component: str, name: str, value: Mapping[str, Any]) -> None:
+        """Set a runtime parameter (a shovel's definition, say), replacing any earlier value.
+
+        Given as definitions on stdin rather than with set_parameter, so that the credentials in a shovel's
+        URIs never show in the process list.
+        """
+        parameter = {"vhost": vhost, "component": component, "name": _arg(name), "value": dict(value)}
+        self._run("import_definitions", "--format", "json", stdin=json.dumps({"parameters": [parameter]}))
+
+    def clear_parameter(self, vhost: str, component: str, name: str) -> None:
+        """Remove a runtime parameter; nothing happens if it is absent."""
+        if name in self.parameter_names(vhost, component):
+            self._run("clear_parameter", "-p", vhost, component, _arg(name))
+
+    def parameter_names(self, vhost: str, component: str) -> list[str]:
+        """The names of a component's runtime parameters in a virtual host."""
+        return [row["name"] for row in self._json("list_parameters", "-p", vhost) if row.get("component") == component]
+
+    def shovel_status(self) -> list[dict[str, Any]]:
+        """Every shovel on the node with its state (needs the rabbitmq_shovel plugin)."""
+        return self._json("shovel_status")
+
     def _json(self, *args: str) -> list[dict[str, Any]]:
         output = self._run(*args, "--formatter", "json")
         return json.loads(output) if output.strip() else []

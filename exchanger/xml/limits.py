@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from exchanger.xml.start_tags import overlong_start_tag
+
 DS_SIGNED_INFO = "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"
 
 # The defaults: far above the largest real document measured (bench/RESULTS.md, "Hostile-input cost", lists
@@ -145,6 +147,8 @@ def parse_within(
     if bounds.ascii_compatible and bounds.markup_openings() > limits.max_elements:
         # Refused before parsing: a flood of tiny comments costs libxml2 more to build than to count here.
         raise LimitExceeded("limits.elements", _too_much_markup(limits))
+    if bounds.ascii_compatible:
+        _check_long_start_tags(data, limits)
     if not bounds.rule_out("namespaces", limits.max_namespace_declarations):
         _count_declarations_while_parsing(data, limits, parser_options)
     if bounds.rule_out("elements", limits.max_elements):
@@ -167,6 +171,15 @@ _MARKUP_COUNT = etree.XPath("count(//comment()) + count(//processing-instruction
 
 def _too_much_markup(limits: StructuralLimits) -> str:
     return f"the document holds more than {limits.max_elements} comments and processing instructions"
+
+
+def _check_long_start_tags(data: bytes, limits: StructuralLimits) -> None:
+    """Refuse, from the bytes, a start tag too long for libxml2 to read cheaply that holds too many items."""
+    found = overlong_start_tag(data, limits.max_attributes_per_element, limits.max_namespaces_in_scope)
+    if found:
+        refusal = LimitExceeded(found.code, found.message)
+        refusal.line = found.line
+        raise refusal
 
 
 def _count_declarations_while_parsing(data: bytes, limits: StructuralLimits, parser_options: dict) -> None:

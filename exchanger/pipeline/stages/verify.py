@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.verifier import SignatureError, Verifier
 from exchanger.envelope import Envelope
+from exchanger.keys.domains import TrustDomain
 from exchanger.keys.trust import CertificateRefused, TrustStore
 from exchanger.outcome import Reason, Rejected
 from exchanger.participants import Registry
@@ -27,11 +29,19 @@ class Verify:
 
     name = "verify"
 
-    def __init__(self, registry: Registry, trust: TrustStore | None, verifier: Verifier | None = None):
+    def __init__(
+        self,
+        registry: Registry,
+        trust: TrustStore | None,
+        verifier: Verifier | None = None,
+        domains: Mapping[str, TrustDomain] | None = None,
+    ):
         self.registry = registry
         self.verifier = verifier or Verifier()
         # Without a trust store every signature is refused below, never accepted unchecked.
         self.trust = trust
+        # A peer e-port's platform certificate chains to the peer's own anchors, not to this exchange's.
+        self.domains = dict(domains or {})
         self._by_fingerprint = {
             hashlib.sha256(cert.public_bytes(Encoding.DER)).digest(): (participant, cert)
             for participant in registry
@@ -60,12 +70,14 @@ class Verify:
                 f"signed with a certificate that is not registered with this exchange "
                 f"(sha256 {hashlib.sha256(der).hexdigest()[:16]}…)",
             )
-        if self.trust is None:
+        domain = self.domains.get(signer.id)
+        trust = domain.store if domain is not None else self.trust
+        if trust is None:
             raise self._reject("certificate.untrusted", "no trust anchors are configured, so no signer can be trusted")
         # Checked before the signature itself so that an expired, revoked or untrusted certificate is
         # refused for that reason, not for whatever the signature library makes of it.
         try:
-            self.trust.check(certificate, signer.id)
+            trust.check(certificate, signer.id)
         except CertificateRefused as exc:
             raise self._reject(exc.code, exc.message) from None
         try:
