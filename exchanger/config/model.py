@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography import x509
 
 from exchanger.catalogue import Catalogue
+from exchanger.envelopes.formats import EnvelopeCatalogue
 from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
 from exchanger.routing import RoutingTable
@@ -77,6 +78,7 @@ class Platform:
     key_path: Path
     certificate_path: Path
     certificate: x509.Certificate | None = field(default=None, repr=False)
+    node_id: str | None = None  # its DXP node id, named in the receipts it writes (at most 8 characters)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Config:
     journal: JournalSettings = JournalSettings()
     files: tuple[Path, ...] = ()  # every file this version was read from, for change detection
     trust: TrustStore | None = field(default=None, repr=False)  # anchors and CRLs that signers must chain to
+    envelopes: EnvelopeCatalogue = field(default_factory=lambda: EnvelopeCatalogue([]))  # transport envelopes
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""
