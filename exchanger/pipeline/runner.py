@@ -29,7 +29,7 @@ from exchanger.pipeline.stages.route import Route
 from exchanger.pipeline.stages.sign import Sign
 from exchanger.pipeline.stages.validate import Validate
 from exchanger.pipeline.stages.verify import Verify
-from exchanger.pipeline.stages.unwrap import Unwrap
+from exchanger.pipeline.stages.unwrap import Unwrap, sniff_carrier
 from exchanger.platform_documents import derived_id
 from exchanger.receipts import ReceiptFacts, receipt_format
 from exchanger.transport.dead_letters import BROKER_DEATH_HEADERS, DEAD_LETTER_ID, REPLAYS, storable_headers
@@ -222,6 +222,9 @@ class Pipeline:
     def _rejected(self, envelope: Envelope, reasons: list[Reason]) -> Disposition:
         reasons = tuple(reasons)
         inbound = envelope.inbound
+        if envelope.carrier is None and envelope.tree is None:
+            # Refused unparsed: a message in an envelope is still answered in that envelope's receipt format.
+            envelope.carrier = sniff_carrier(self.config.envelopes, inbound.body)
         if envelope.message_id is None and envelope.message_type is not None:
             # Read from the unverified document only so the sender can match the receipt to what it sent;
             # nothing is decided on it.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import binascii
 
+from lxml import etree
+
 from exchanger.catalogue import FieldError, FieldRefused
 from exchanger.envelope import Envelope, Inbound
 from exchanger.envelopes.formats import Carrier, EnvelopeCatalogue
@@ -11,6 +13,7 @@ from exchanger.outcome import Reason, Rejected
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.validate import MAX_REPORTED
 from exchanger.pipeline.stages.verify import Verify
+from exchanger.xml.parser import HARDENED_OPTIONS
 
 _WHITESPACE = dict.fromkeys(map(ord, " \t\r\n"))
 
@@ -47,7 +50,7 @@ class Unwrap:
         found = reader.schema.capped_violations(envelope.tree, envelope.inbound.body, MAX_REPORTED)
         if found.violations:
             raise Rejected(
-                [Reason(self.name, "envelope.xsd", v.message, line=v.line, path=v.path) for v in found.violations]
+                [Reason(self.name, "envelope.xsd", _clipped(v.message), line=v.line, path=v.path) for v in found.violations]
             )
         outer = Envelope(envelope.inbound, tree=envelope.tree)
         try:
@@ -96,6 +99,32 @@ class Unwrap:
             return binascii.a2b_base64(compact, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise self._reject("envelope.payload-base64", f"the {name} envelope's payload is not base64: {exc}") from None
+
+
+_SNIFF_BYTES = 64 * 1024
+MAX_REASON = 500  # a schema error quotes the value it refuses, and Data may be megabytes of it
+
+
+def _clipped(message: str) -> str:
+    return message if len(message) <= MAX_REASON else message[: MAX_REASON - 1] + "…"
+
+
+
+def sniff_carrier(envelopes: EnvelopeCatalogue, body: bytes) -> Carrier | None:
+    """For a message refused before it could be parsed: the inbound envelope its first element opens, if any.
+
+    Only the first start tag within the first 64 KiB is read, with the hardened parser's options, to
+    choose the receipt format that answers it; nothing else is read or decided on it.
+    """
+    parser = etree.XMLPullParser(events=("start",), **HARDENED_OPTIONS)
+    try:
+        parser.feed(body[:_SNIFF_BYTES])
+        for _, element in parser.read_events():
+            found = envelopes.inbound_for_root(element.tag)
+            return Carrier(found) if found is not None else None
+    except etree.XMLSyntaxError:
+        pass
+    return None
 
 
 def etree_local(tag: str) -> str:
