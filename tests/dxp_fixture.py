@@ -119,7 +119,7 @@ def unsigned(path_or_bytes) -> etree._Element:
     return root
 
 
-def signed_ceb(exchange: DxpExchange, participant: str = ENTERPRISE, root: etree._Element | None = None) -> bytes:
+def signed_ceb(exchange, participant: str = ENTERPRISE, root: etree._Element | None = None) -> bytes:
     """The official CEB311 sample (or root), signed by a participant with the test PKI."""
     root = root if root is not None else unsigned(CEB311)
     return exchange.signer(participant).sign_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
