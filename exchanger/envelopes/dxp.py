@@ -38,6 +38,22 @@ def trans_info(parent: etree._Element, name: str, *, message_id: str, sender: st
     return info
 
 
+def dxp_message(*, message_id: str, sender: str, receivers: list[str], created: str, message_type: str,
+                document: bytes, keys: list[tuple[str, str]] = ()) -> etree._Element:
+    """An unsigned DxpMsg carrying document, as a terminal node writes it; keys go to AddInfo/BizKey."""
+    root = etree.Element(_D + "DxpMsg", nsmap=NSMAP)
+    root.set("ver", VERSION)
+    trans_info(root, "TransInfo", message_id=message_id, sender=sender, receivers=receivers, created=created,
+               message_type=message_type)
+    text(root, "Data", base64.b64encode(document).decode("ascii"))
+    keys = [(name, value) for name, value in keys if 0 < len(value) <= MAX_KEY]
+    if keys:
+        biz = etree.SubElement(etree.SubElement(root, _D + "AddInfo"), _D + "BizKey")
+        for name, value in keys:
+            text(biz, "Key", value).set("name", name)
+    return root
+
+
 def dxp_envelopes(forwarding: Forwarding, envelope_format, deliveries: tuple[Delivery, ...]) -> list[Shaped]:
     """One DxpMsg per copy, addressed to its one receiver, for the platform to sign.
 
@@ -52,23 +68,14 @@ def dxp_envelopes(forwarding: Forwarding, envelope_format, deliveries: tuple[Del
     message_type = envelope_format.type_name(forwarding.message_type)
     for delivery in deliveries:
         copy_id = derived_id("forward-dxp", forwarding.sender, forwarding.message_id, forwarding.digest, delivery.to)
-        root = etree.Element(_D + "DxpMsg", nsmap=NSMAP)
-        root.set("ver", VERSION)
-        trans_info(
-            root,
-            "TransInfo",
+        root = dxp_message(
             message_id=copy_id,
             sender=forwarding.sender,
             receivers=[delivery.to],
             created=forwarding.created or timestamp(forwarding.received_at),
             message_type=message_type,
+            document=forwarding.document,
+            keys=[("OrigMsgId", forwarding.message_id), ("Route", delivery.route)],
         )
-        text(root, "Data", base64.b64encode(forwarding.document).decode("ascii"))
-        keys = [("OrigMsgId", forwarding.message_id), ("Route", delivery.route)]
-        keys = [(name, value) for name, value in keys if 0 < len(value) <= MAX_KEY]
-        if keys:
-            biz = etree.SubElement(etree.SubElement(root, _D + "AddInfo"), _D + "BizKey")
-            for name, value in keys:
-                text(biz, "Key", value).set("name", name)
         shaped.append(Shaped((delivery,), copy_id, root))
     return shaped
