@@ -13,8 +13,9 @@ import base64
 import pytest
 from lxml import etree
 
-from daemon_fixture import Daemon, deploy, login_url, mailbox, new_dead_letters, publish, skip_dead_letters
+from daemon_fixture import Daemon, cli, deploy, login_url, mailbox, new_dead_letters, publish, skip_dead_letters
 from dsig_oracle import xmlsec1_accepts_with_ca
+from exchange_fixture import SAMPLES
 from dxp_fixture import D, ENTERPRISE, OTHER, dxp_config_data, dxp_message, official_schema, signed_ceb
 from exchanger.keys.pki import init_demo_pki
 
@@ -95,5 +96,42 @@ def test_dxp_in_dxp_out_with_transport_receipts_and_dead_letters(broker, tmp_pat
         first = next(r for r in receipts if b"CEB311-20160308-0001" in r.body)
         assert again.body == first.body and again.type == "DxpRep"
         assert mailbox(exchange, "customs", None, wait=2) == []
+    finally:
+        assert daemon.stop() == 0
+
+
+def _customs_takes_dxp(data: dict, exchange) -> None:
+    data["participants"]["customs"]["envelope"] = "dxp"
+
+
+def test_the_readme_walkthrough_over_dxp_runs_as_written(broker, tmp_path):
+    """README, "Connecting to China E-Port and to other e-ports": the same commands on the bundled configuration."""
+    exchange = deploy(broker, tmp_path, edit=_customs_takes_dxp, users=["ent-a", "customs", "ciq"])
+    run = lambda *args, check=True: cli(exchange, exchange.url, *args, check=check)  # noqa: E731
+    sample = str(SAMPLES / "customs-declaration" / "valid.xml")
+    wrapped, wrong = tmp_path / "dxp.xml", tmp_path / "dxp-wrong.xml"
+    assert "OK" in run("routes", "check").stdout
+    run("wrap", sample, "--as", "ent-a", "--to", "customs", "--sign-inner", "--out", str(wrapped))
+    explained = run("routes", "explain", str(wrapped)).stdout
+    print(explained)
+    assert "dxp envelope (DxpMsg)" in explained and "-> customs by declaration-to-customs, in a dxp envelope" in explained
+    run("wrap", sample, "--as", "ent-a", "--to", "ciq", "--sign-inner", "--out", str(wrong))
+    daemon = Daemon(exchange, exchange.url)
+    try:
+        daemon.wait_for("worker.consuming")
+        run("send", str(wrapped), str(wrong), "--as", "ent-a")
+        daemon.wait_for("message.rejected")
+        received = run("receive", "customs", "--out", str(tmp_path / "customs")).stdout
+        print(received)
+        (copy,) = (tmp_path / "customs").glob("0001-forward-*.xml")
+        verified = run("verify", str(copy), "--extract", str(tmp_path / "original.xml")).stdout
+        print(verified)
+        assert "in a dxp envelope" in received
+        assert verified.count("OK  ") == 3
+        assert xmlsec1_accepts_with_ca(copy.read_bytes(), exchange.keys_dir / "ca" / "cert.pem")
+        receipts = run("receive", "ent-a").stdout
+        print(receipts)
+        assert "(DxpRep 0000) -> delivered to customs" in receipts
+        assert "(DxpRep 1001)" in receipts and "names receivers ciq but the message inside names customs" in receipts
     finally:
         assert daemon.stop() == 0
