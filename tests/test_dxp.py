@@ -330,6 +330,30 @@ def test_a_dxp_receiver_gets_a_dxpmsg_of_a_message_sent_in_the_exchanges_own_for
     assert xmlsec1_accepts_with_ca(bodies["customs"], exchange.keys_dir / "ca" / "cert.pem")
 
 
+def test_a_dxpmsg_the_exchange_fails_on_at_every_delivery_is_answered_by_a_dxprep(dxp, pipeline):
+    body = lodged(dxp)
+    user = pipeline.config.registry.get(ENTERPRISE).amqp_user
+    disposition = pipeline.failed(Inbound(body, user_id=user), RuntimeError("a fault of the exchange"), 6)
+    assert disposition.outcome == "rejected"
+    receipt = receipt_of(disposition)
+    assert receipt.type == "DxpRep"
+    response = etree.fromstring(receipt.body).find(D + "Response")
+    assert response.findtext(D + "ResponseCode") == "1099"
+    assert "processing-failed" in response.findtext(D + "ResponseInfo")
+    assert response.findtext(f"{D}OriHead/{D}CopMsgId") == "CEB311-20160308-0001"
+    assert_official(receipt.body)
+
+
+def test_a_dxpmsg_that_is_not_well_formed_is_answered_by_a_dxprep_from_its_first_tag(dxp, pipeline):
+    body = lodged(dxp).replace(b"</dxp:TransInfo>", b"</dxp:TransInfoo>")
+    reasons, response = refused(pipeline, body)
+    assert (reasons[0].stage, reasons[0].code) == ("parse", "parse.malformed")
+    assert response.findtext(D + "ResponseCode") == "1002"
+    # Nothing of the envelope was read: OriHead is filled in from what the exchange knows.
+    assert response.findtext(f"{D}OriHead/{D}CopMsgId") == hashlib.sha256(body).hexdigest()
+    assert response.findtext(f"{D}OriHead/{D}SenderId") == ENTERPRISE
+
+
 # ---- configuration ------------------------------------------------------------------------------------------------
 
 

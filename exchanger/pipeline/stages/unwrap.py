@@ -119,11 +119,11 @@ def sniff_carrier(envelopes: EnvelopeCatalogue, body: bytes) -> Carrier | None:
     parser = etree.XMLPullParser(events=("start",), **HARDENED_OPTIONS)
     try:
         parser.feed(body[:_SNIFF_BYTES])
-        for _, element in parser.read_events():
-            found = envelopes.inbound_for_root(element.tag)
-            return Carrier(found) if found is not None else None
     except etree.XMLSyntaxError:
-        pass
+        pass  # the events read before the error are still there
+    for _, element in parser.read_events():
+        found = envelopes.inbound_for_root(element.tag)
+        return Carrier(found) if found is not None else None
     return None
 
 
