@@ -390,6 +390,11 @@ def test_a_message_type_may_not_take_an_envelopes_root(dxp, tmp_path):
     assert any("types.DxpMsg.root" in p and "dxp envelope" in p for p in problems), problems
 
 
+def test_a_platform_node_id_longer_than_dxp_allows_is_refused(dxp, tmp_path):
+    problems = _problems(dxp, tmp_path, lambda d: d["platform"].update(node_id="EPORT-XIAN-01"))
+    assert any("platform.node_id" in p and "1 to 8 characters" in p for p in problems), problems
+
+
 def project_schema_path():
     from dxp_fixture import PROJECT_DXP_XSD
 
@@ -445,6 +450,30 @@ def test_verify_checks_an_enterprise_dxpmsg_and_names_a_disagreement(dxp, tmp_pa
     assert result.exit_code == 1
     assert f"OK   envelope signature: signed by {ENTERPRISE}" in result.output
     assert "FAIL envelope: the envelope says the message is 'CEB621Message' but the message inside is 'CEB311Message'" in result.output
+
+
+def test_wrap_writes_what_a_terminal_node_sends_and_the_daemon_accepts_it(dxp, pipeline, tmp_path):
+    document = tmp_path / "ceb311.xml"
+    document.write_bytes(etree.tostring(unsigned(CEB311), xml_declaration=True, encoding="UTF-8"))
+    out = tmp_path / "dxp.xml"
+    result = _invoke(dxp, "wrap", str(document), "--as", ENTERPRISE, "--to", "customs", "--sign-inner", "--id", "T-1",
+                     "--out", str(out))
+    assert result.exit_code == 0, result.output
+    body = out.read_bytes()
+    assert_official(body)
+    info = texts(etree.fromstring(body).find(D + "TransInfo"), TRANS_INFO)
+    assert (info["CopMsgId"], info["SenderId"], info["ReceiverIds"], info["MsgType"]) == (
+        "T-1", ENTERPRISE, ["customs"], "CEB311Message"
+    )
+    assert process(pipeline, body).outcome == "accepted"
+
+
+def test_wrap_refuses_a_document_of_no_known_type(dxp, tmp_path):
+    document = tmp_path / "other.xml"
+    document.write_bytes(b"<other/>")
+    result = _invoke(dxp, "wrap", str(document), "--as", ENTERPRISE, "--to", "customs")
+    assert result.exit_code == 1
+    assert "unknown-type" in result.output
 
 
 def test_routes_explain_shows_the_envelope_the_message_inside_and_the_decision(dxp, tmp_path):
