@@ -491,6 +491,16 @@ def test_routes_explain_shows_the_envelope_the_message_inside_and_the_decision(d
     assert "  -> ciq by ceb-orders-copy-to-inspection (shared under GACC Announcement 2018-113)" in lines
 
 
+def test_routes_diff_shows_a_receiver_moving_to_dxp(dxp, tmp_path):
+    data = yaml.safe_load(dxp.config_path.read_text(encoding="utf-8"))
+    data["participants"]["ciq"]["envelope"] = "dxp"
+    changed = tmp_path / "routes.yaml"
+    changed.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = _invoke(dxp, "routes", "diff", str(dxp.config_path), str(changed))
+    assert result.exit_code == 1
+    assert "  ~ ciq takes its copies in the dxp envelope (was exchange)" in result.output.splitlines()
+
+
 def test_routes_explain_of_a_refused_envelope_names_the_reason(dxp, tmp_path):
     path = tmp_path / "lodged.xml"
     path.write_bytes(lodged(dxp, msg_type="CEB621Message"))

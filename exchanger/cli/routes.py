@@ -115,6 +115,8 @@ def diff(settings, old: Path, new: Path) -> None:
     ):
         if names:
             click.echo(f"  {label}: {', '.join(sorted(names))}")
+    for pid, (before, after) in sorted(change.envelopes_changed.items()):
+        click.secho(f"  ~ {pid} takes its copies in the {after} envelope (was {before})", fg="yellow")
     for route in change.added:
         click.secho(f"  + route {route.id}: {', '.join(sorted(route.types))} from {route.senders} deliver {', '.join(route.deliver)}", fg="green")
     for route in change.removed:
