@@ -15,7 +15,6 @@ from dsig_oracle import xmlsec1_accepts_with_ca
 from dxp_fixture import (
     CEB311,
     D,
-    DS,
     ENTERPRISE,
     OTHER,
     dxp_config_data,

@@ -6,7 +6,7 @@ import base64
 
 from lxml import etree
 
-from exchanger.envelopes.shapes import Forwarding, Shaped
+from exchanger.envelopes.forwarding import Forwarding, Shaped
 from exchanger.platform_documents import derived_id, timestamp
 from exchanger.routing import Delivery
 

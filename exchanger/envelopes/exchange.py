@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from exchanger.envelopes.shapes import Forwarding, Shaped
+from exchanger.envelopes.forwarding import Forwarding, Shaped
 from exchanger.platform_documents import derived_id, exchange_message
 from exchanger.routing import Delivery
 

@@ -7,7 +7,8 @@ from lxml import etree
 from exchanger.dsig.signer import Signer
 from exchanger.envelope import Envelope
 from exchanger.envelopes.formats import EXCHANGE, EnvelopeCatalogue
-from exchanger.envelopes.shapes import SHAPES, Forwarding
+from exchanger.envelopes.forwarding import Forwarding
+from exchanger.envelopes.shapes import SHAPES
 from exchanger.participants import Registry
 from exchanger.pipeline.decision import Copy
 

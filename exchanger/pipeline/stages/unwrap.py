@@ -109,7 +109,6 @@ def _clipped(message: str) -> str:
     return message if len(message) <= MAX_REASON else message[: MAX_REASON - 1] + "…"
 
 
-
 def sniff_carrier(envelopes: EnvelopeCatalogue, body: bytes) -> Carrier | None:
     """For a message refused before it could be parsed: the inbound envelope its first element opens, if any.
 
