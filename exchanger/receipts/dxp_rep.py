@@ -27,7 +27,7 @@ from lxml import etree
 from exchanger.envelopes.dxp import NS, NSMAP, VERSION, text, trans_info
 from exchanger.outcome import Reason
 from exchanger.platform_documents import timestamp
-from exchanger.receipts.formats import Described, ReceiptFacts
+from exchanger.receipts.facts import Described, ReceiptFacts
 
 _D = f"{{{NS}}}"
 ACCEPTED_CODE = "0000"

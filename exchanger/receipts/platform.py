@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from exchanger.platform_documents import NS, platform_receipt
-from exchanger.receipts.formats import Described, ReceiptFacts
+from exchanger.receipts.facts import Described, ReceiptFacts
 
 _E = f"{{{NS}}}"
 
