@@ -130,7 +130,7 @@ def build(facts: ReceiptFacts) -> etree._Element:
     else:
         info = f"accepted: {len(facts.deliveries)} cop{'y' if len(facts.deliveries) == 1 else 'ies'} made"
     text(response, "ResponseInfo", _clip(info, MAX_INFO))
-    results = _results(facts, head, code)
+    results = _results(facts, code)
     if results:
         container = etree.SubElement(response, _D + "Results")
         for rec_id, result_code, result_info in results:
@@ -150,7 +150,7 @@ def build(facts: ReceiptFacts) -> etree._Element:
     return root
 
 
-def _results(facts: ReceiptFacts, head: dict, code: str) -> list[tuple[str, str, str]]:
+def _results(facts: ReceiptFacts, code: str) -> list[tuple[str, str, str]]:
     """Each receiver's outcome: the copies made when accepted, every receiver the envelope named when not."""
     if facts.reasons:
         named = facts.carrier.receivers if facts.carrier is not None else []
