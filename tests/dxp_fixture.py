@@ -95,8 +95,8 @@ class DxpExchange:
         return Signer(self.keys_dir / participant / "key.pem", self.keys_dir / participant / "cert.pem")
 
 
-def make_dxp_exchange(directory: Path, data: dict | None = None, user_prefix: str = "") -> DxpExchange:
-    """Write and load the DXP exchange's configuration on a fresh demo PKI (RSA)."""
+def make_dxp_exchange(directory: Path, data: dict | None = None, user_prefix: str = "", algorithm: str = "rsa") -> DxpExchange:
+    """Write and load the DXP exchange's configuration on a fresh demo PKI (RSA unless told ``ec``)."""
     keys_dir = directory / "keys"
     data = data or dxp_config_data(directory, keys_dir)
     if user_prefix:
@@ -106,7 +106,7 @@ def make_dxp_exchange(directory: Path, data: dict | None = None, user_prefix: st
     path = directory / "routes.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     _, platform, participants, daemon_user = read_identities(path)
-    init_demo_pki(keys_dir, [platform, *participants], daemon_user=daemon_user)
+    init_demo_pki(keys_dir, [platform, *participants], algorithm=algorithm, daemon_user=daemon_user)
     return DxpExchange(path, keys_dir, load_config(path))
 
 

@@ -25,7 +25,7 @@ from dxp_fixture import (
     signed_ceb,
     unsigned,
 )
-from exchange_fixture import SAMPLES, make_exchange
+from exchange_fixture import PROJECT, SAMPLES, make_exchange
 from exchanger.cli.main import main
 from exchanger.config import ConfigError, load_config
 from exchanger.dsig.verifier import Verifier
@@ -120,9 +120,25 @@ def test_a_dxp_message_is_opened_checked_and_forwarded_as_a_platform_signed_dxpm
     assert xmlsec1_accepts_with_ca(copy, dxp.keys_dir / "ca" / "cert.pem")
 
     # The exchange-envelope copy carries the message inside, not the DxpMsg it came in.
-    forwarded = read_exchange_message(etree.fromstring(copies["ciq"].body))
+    shared = copies["ciq"].body
+    forwarded = read_exchange_message(etree.fromstring(shared))
     assert forwarded["original"] == inner
     assert forwarded["Digest"] == hashlib.sha256(inner).hexdigest()
+    exchange_xsd = etree.XMLSchema(etree.parse(str(PROJECT / "schemas" / "xsd" / "exchange.xsd")))
+    assert exchange_xsd.validate(etree.ElementTree(etree.fromstring(shared))), exchange_xsd.error_log
+    Verifier().verify(etree.fromstring(shared), [dxp.config.platform.certificate])
+    assert xmlsec1_accepts_with_ca(shared, dxp.keys_dir / "ca" / "cert.pem")
+
+
+def test_ecdsa_signed_dxpmsg_and_dxprep_are_as_valid(tmp_path):
+    ec = make_dxp_exchange(tmp_path, algorithm="ec")
+    disposition = process(build_pipeline(ec.config), lodged(ec))
+    assert disposition.outcome == "accepted", disposition.reasons
+    for publication in disposition.publications:
+        if publication.routing_key in ("customs", ENTERPRISE):
+            assert_official(publication.body)
+            verified = Verifier().verify(etree.fromstring(publication.body), [ec.config.platform.certificate])
+            assert verified.signature_method.endswith("ecdsa-sha256")
 
 
 def test_copy_ids_are_derived_the_same_on_redelivery_and_differ_per_receiver(dxp, pipeline):
