@@ -9,6 +9,8 @@ import hashlib
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from dsig_oracle import xmlsec1_accepts_with_ca
@@ -522,3 +524,42 @@ def test_routes_explain_of_a_refused_envelope_names_the_reason(dxp, tmp_path):
     result = _invoke(dxp, "routes", "explain", str(path))
     assert result.exit_code == 1
     assert "[authenticate/envelope.mismatch]" in result.output
+
+
+# ---- whatever the envelope holds, the answer is a valid DxpRep ----------------------------------------------------
+
+_XML_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufffe\uffff", min_codepoint=0x20),
+    max_size=300,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cop_msg_id=_XML_TEXT,
+    sender=st.sampled_from([ENTERPRISE, OTHER, "", "x" * 17]) | _XML_TEXT,
+    receivers=st.lists(st.sampled_from(["customs", "ciq", "", "nobody", "y" * 20]) | _XML_TEXT, max_size=7),
+    created=st.sampled_from(["2016-03-08T11:27:01", "2026-02-30T00:00:00", "yesterday", ""]) | _XML_TEXT,
+    msg_type=st.sampled_from(["CEB311Message", "CEB621Message", "", "z" * 31]) | _XML_TEXT,
+    data=st.sampled_from([None, "", "QUJD*", "QUJDRA=="]) | st.text(alphabet="ABCD+/= \n", max_size=40),
+    envelope_signer=st.sampled_from([ENTERPRISE, OTHER, None]),
+)
+def test_every_dxpmsg_is_answered_by_a_dxprep_valid_against_the_official_schemas(
+    dxp, pipeline, cop_msg_id, sender, receivers, created, msg_type, data, envelope_signer
+):
+    escape = lambda value: value.replace("&", "&amp;").replace("<", "&lt;")  # noqa: E731
+    body = dxp_message(
+        signed_ceb(dxp), sender=escape(sender), receivers=[escape(r) for r in receivers], msg_type=escape(msg_type),
+        cop_msg_id=escape(cop_msg_id), created=escape(created), data=data,
+    )
+    if envelope_signer is not None:
+        body = dxp.signer(envelope_signer).sign_bytes(body)
+    disposition = process(pipeline, body)
+    receipt = receipt_of(disposition)
+    assert receipt.type == "DxpRep"
+    assert_official(receipt.body)
+    code = etree.fromstring(receipt.body).findtext(f"{D}Response/{D}ResponseCode")
+    assert (code == "0000") == (disposition.outcome == "accepted")
+    if disposition.outcome == "rejected":
+        (dead,) = [p for p in disposition.publications if p.exchange == "exchanger.dead"]
+        assert dead.body == body
