@@ -10,6 +10,7 @@ from functools import cached_property
 from lxml import etree
 
 from exchanger.catalogue import MessageType
+from exchanger.envelopes.formats import Carrier
 from exchanger.participants import Participant
 from exchanger.routing import RouteDecision
 
@@ -31,6 +32,8 @@ class Envelope:
     """An inbound message and the facts established about it so far, stage by stage."""
 
     inbound: Inbound
+    carrier: Carrier | None = None  # the transport envelope the message came in, when it came in one
+    document: bytes | None = None  # the business message's bytes when a carrier held them
     tree: etree._ElementTree | None = None
     message_type: MessageType | None = None
     signed_root: etree._Element | None = None
@@ -41,8 +44,12 @@ class Envelope:
     receivers: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     decision: RouteDecision | None = None
-    forward: bytes | None = None
-    forward_id: str | None = None
+    copies: tuple = ()  # every copy to publish, each in its receiver's envelope, signed (pipeline.decision.Copy)
+
+    @property
+    def body(self) -> bytes:
+        """The business message's bytes: what was received, or what the envelope it came in carried."""
+        return self.document if self.document is not None else self.inbound.body
 
     @cached_property
     def digest(self) -> str:
@@ -56,6 +63,8 @@ class Envelope:
             context["message_id"] = self.message_id
         if self.message_type:
             context["type"] = self.message_type.name
+        if self.carrier is not None:
+            context["envelope"] = self.carrier.format.name
         sender = self.sender or self.connected_as
         if sender:
             context["sender"] = sender.id

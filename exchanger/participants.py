@@ -20,6 +20,7 @@ class Participant:
     name: str
     amqp_user: str
     certificates: tuple[x509.Certificate, ...] = field(default=(), compare=False, repr=False)
+    envelope: str = "exchange"  # the envelope its copies travel in (a name in the envelope catalogue)
 
     @property
     def external(self) -> bool:

@@ -57,6 +57,7 @@ def write_config(directory: Path, keys_dir: Path, **overrides) -> Path:
     data = yaml.safe_load(ROUTES.read_text())
     data["keys_dir"] = str(keys_dir)
     data["messages"] = str(PROJECT / data["messages"])
+    data["envelopes"] = str(PROJECT / data["envelopes"])
     data.update(overrides)
     path = directory / "routes.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

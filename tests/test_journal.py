@@ -340,7 +340,7 @@ def test_trace_prints_the_timeline(logged):
     kinds = [line.split()[2] for line in lines[1:] if line.startswith("  20")]
     assert kinds == ["received", "routed", "delivered", "delivered", "receipt"]
     text = result.output
-    assert "passed parse, identify, validate, verify, authenticate, route, sign" in text
+    assert "passed parse, unwrap, identify, validate, verify, authenticate, route, sign" in text
     assert "-> ciq by declaration-copy-to-inspection (shared under GACC: Announcement 2018-50" in text
     receipt = _receipt(dispositions["accepted"])
     assert f"accepted -> ent-a (receipt {receipt.message_id})" in text
@@ -350,7 +350,7 @@ def test_trace_of_a_rejection_names_the_stage_and_reasons(logged):
     _, config_path, _ = logged
     result = _cli(config_path, "trace", "ENTA-DEC-20240315-000091")
     assert result.exit_code == 0, result.output
-    assert "at validate, after passing parse, identify" in result.output
+    assert "at validate, after passing parse, unwrap, identify" in result.output
     assert "[validate/xsd] (line 68, /dec:CustomsDeclaration/dec:GoodsList/dec:Goods[2]/dec:HSCode)" in result.output
     assert "dead-lettered" in result.output and "rejected -> ent-a" in result.output
 

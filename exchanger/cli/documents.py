@@ -13,13 +13,13 @@ from exchanger.config import ConfigError, load_catalogue
 from exchanger.config.loader import catalogue_path_of, read_identities, read_signature_settings
 from exchanger.dsig.layers import Layer, verify_layers
 from exchanger.dsig.signer import Signer
+from exchanger.envelopes.layers import verify_envelope_layers
 from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Rejected
 from exchanger.pipeline.stages.authenticate import Authenticate
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.validate import Validate
-from exchanger.dsig.verifier import Verifier
 from exchanger.pipeline.stages.verify import Verify
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -105,7 +105,7 @@ def identity_layer(data: bytes, config) -> Layer:
         Parse(config.limits.max_message_bytes, config.limits),
         Identify(config.catalogue),
         Validate(),
-        Verify(config.registry, config.trust, Verifier(config.signatures), domains=config.domains),
+        Verify.for_config(config),
     ]
     named = None
     try:
@@ -134,12 +134,16 @@ def identity_layer(data: bytes, config) -> Layer:
 def verify(settings, file: Path, extract: Path | None) -> None:
     """Verify every signature layer: the exchange's, and the sender's inside a forwarded message.
 
+    A DxpMsg is checked in both layers, its envelope's signature (the exchange's or a participant's)
+    and the sender's inside, and the envelope must agree with the message it carries; a DxpRep is
+    checked as the exchange's.
+
     The sender's layer is judged as the exchange judges it: signed by a registered participant
     whose certificate is valid, and by the very sender the document names.
     """
     config = settings.load()
     data = file.read_bytes()
-    layers, original = verify_layers(data, config)
+    layers, original = verify_envelope_layers(data, config) or verify_layers(data, config)
     layers = [
         identity_layer(original if original is not None else data, config) if layer.layer == "sender" and layer.ok else layer
         for layer in layers

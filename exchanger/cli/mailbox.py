@@ -17,9 +17,13 @@ from exchanger.cli.common import (
     read_password,
 )
 from exchanger.cli.documents import signer_for
+from exchanger.envelopes.dxp import NS as DXP_NS
 from exchanger.platform_documents import NS
 from exchanger.transport.client import DeliveryError, drain_mailbox, publish_inbound
 from exchanger.transport.url import resolve_amqp_url, with_credentials
+
+DXP = f"{{{DXP_NS}}}"
+DXP_REP = f"{DXP}DxpRep"
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -58,6 +62,18 @@ def send(settings, files: tuple[Path, ...], participant: str, sign_it: bool) -> 
         click.echo(f"sent {path} as {participant} ({len(body)} bytes, sha256 {digest}…)")
 
 
+def _describe_dxp_rep(root, head: str) -> tuple[str, list[str]]:
+    """A DxpRep's response code, the receivers that got a copy, and its reason when refused."""
+    response = root.find(f"{DXP}Response")
+    code = response.findtext(f"{DXP}ResponseCode") if response is not None else "?"
+    head += f" (DxpRep {code})"
+    delivered = [r.findtext(f"{DXP}RecId") for r in root.iter(f"{DXP}Result") if r.findtext(f"{DXP}Code") == "0000"]
+    if delivered:
+        head += f" -> delivered to {', '.join(delivered)}"
+    lines = [] if code == "0000" or response is None else [f"    {response.findtext(f'{DXP}ResponseInfo')}"]
+    return head, lines
+
+
 def _describe(message, out: Path | None, index: int) -> list[str]:
     headers = message.headers or {}
     kind = headers.get("x-exchanger-kind", "message")
@@ -69,6 +85,8 @@ def _describe(message, out: Path | None, index: int) -> list[str]:
             head += " (a duplicate: this is the original receipt again; nothing was forwarded twice)"
         try:
             root = etree.fromstring(message.body, etree.XMLParser(resolve_entities=False, no_network=True))
+            if root.tag == DXP_REP:
+                head, lines = _describe_dxp_rep(root, head)
             deliveries = [d.get("to") for d in root.iter(f"{{{NS}}}Delivery")]
             if deliveries:
                 head += f" -> delivered to {', '.join(deliveries)}"
@@ -84,6 +102,8 @@ def _describe(message, out: Path | None, index: int) -> list[str]:
         )
         if headers.get("x-exchanger-approved-by"):
             head += f" (shared under {headers['x-exchanger-approved-by']} {headers.get('x-exchanger-approval-ref')})"
+        if headers.get("x-exchanger-envelope", "exchange") != "exchange":
+            head += f" in a {headers['x-exchanger-envelope']} envelope"
     else:
         head = f"{message.type or 'message'} {message.message_id or ''}".strip()
     if out is not None:

@@ -8,6 +8,7 @@ import click
 
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, Settings, pass_settings
 from exchanger.pipeline.explain import explain_document
+from exchanger.pipeline.stages.unwrap import etree_local
 from exchanger.routing.diff import diff as routing_diff
 
 
@@ -39,7 +40,8 @@ def check(settings, file: Path | None) -> None:
 def explain(settings, file: Path) -> None:
     """Show what the daemon would do with FILE: its refusal, or which rules match, which do not and why.
 
-    The daemon's own stages run: parse, identify, validate, verify and authenticate, as if the
+    A message in an envelope (a DxpMsg) is shown in both layers: the envelope, then the message inside.
+    The daemon's own stages run: parse, unwrap, identify, validate, verify and authenticate, as if the
     signer had published FILE, and fields are read from the signed content as the daemon reads
     them. An unsigned FILE is not verified: the output says that the daemon would refuse it, then
     shows routing as if the sender it names had signed it (exit 0 when that routing succeeds).
@@ -47,6 +49,8 @@ def explain(settings, file: Path) -> None:
     config = settings.load()
     result = explain_document(config, file.read_bytes())
     envelope = result.envelope
+    if envelope.carrier is not None:
+        _show_carrier(file, envelope.carrier)
     if envelope.message_type is not None and envelope.signed_root is not None and envelope.sender is not None:
         receivers = ", ".join(envelope.receivers) or "(nobody named)"
         click.echo(f"{file}: {envelope.message_type.name} {envelope.message_id} from {envelope.sender.id} to {receivers}")
@@ -69,7 +73,22 @@ def explain(settings, file: Path) -> None:
         raise SystemExit(EXIT_FAILED)
     for delivery in result.decision.deliveries:
         approval = f" (shared under {delivery.approval})" if delivery.approval else ""
-        click.echo(f"  -> {delivery.to} by {delivery.route}{approval}")
+        receiver = config.registry.get(delivery.to)
+        carried_in = f", in a {receiver.envelope} envelope" if receiver is not None and receiver.envelope != "exchange" else ""
+        click.echo(f"  -> {delivery.to} by {delivery.route}{approval}{carried_in}")
+
+
+def _show_carrier(file: Path, carrier) -> None:
+    """The envelope a file is in: its transport fields and whose signature over it verified."""
+    receivers = ", ".join(carrier.receivers) or "(nobody named)"
+    click.echo(
+        f"{file}: {carrier.format.name} envelope ({etree_local(carrier.format.root)}) {carrier.message_id} "
+        f"from {carrier.sender} to {receivers}, carrying {carrier.message_type!r}"
+    )
+    if carrier.signer is not None:
+        click.echo(f"  envelope signature: verified, signed by {carrier.signer.id}")
+    else:
+        click.secho("  envelope signature: NOT VERIFIED", fg="yellow")
 
 
 @routes.command(epilog=EXIT_CODES_HELP)
@@ -96,6 +115,8 @@ def diff(settings, old: Path, new: Path) -> None:
     ):
         if names:
             click.echo(f"  {label}: {', '.join(sorted(names))}")
+    for pid, (before, after) in sorted(change.envelopes_changed.items()):
+        click.secho(f"  ~ {pid} takes its copies in the {after} envelope (was {before})", fg="yellow")
     for route in change.added:
         click.secho(f"  + route {route.id}: {', '.join(sorted(route.types))} from {route.senders} deliver {', '.join(route.deliver)}", fg="green")
     for route in change.removed:

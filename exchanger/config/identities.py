@@ -54,7 +54,9 @@ def platform_from(data: dict, base: Path, keys_dir: Path, problems: Problems, di
         else:
             if not same_public_key(certificate, key):
                 problems.add("platform.key", f"{key_path} does not match the certificate {cert_path}")
-    return Platform(pid, str(spec.get("name", "Electronic Port")), key_path, cert_path, certificate)
+    # DXP names a node in at most 8 characters: a longer platform id needs a node_id of its own.
+    node_id = spec.get("node_id") or (pid if len(pid) <= 8 else None)
+    return Platform(pid, str(spec.get("name", "Electronic Port")), key_path, cert_path, certificate, node_id)
 
 
 def registry_from(data: dict, base: Path, keys_dir: Path, problems: Problems, digest: Digest) -> Registry:
@@ -86,7 +88,8 @@ def registry_from(data: dict, base: Path, keys_dir: Path, problems: Problems, di
             cert = load_certificate(path, f"{at}.certificates", problems)
             if cert is not None:
                 certificates.append(cert)
-        participants.append(Participant(pid, kind, str(spec.get("name", pid)), user, tuple(certificates)))
+        envelope = str(spec.get("envelope", "exchange"))
+        participants.append(Participant(pid, kind, str(spec.get("name", pid)), user, tuple(certificates), envelope))
     return Registry(participants)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from exchanger.catalogue import Catalogue
 from exchanger.config.digest import Digest
 from exchanger.config.domains import domains_from
+from exchanger.config.envelopes import check_envelopes, load_envelopes
 from exchanger.config.identities import check_signers, platform_from, registry_from, trust_from
 from exchanger.config.links import links_from
 from exchanger.config.messages import as_list, catalogue_from, load_catalogue
@@ -157,8 +158,10 @@ def load_config(path: Path | str) -> Config:
         problems.add("messages", "must name the catalogue file or hold the catalogue inline")
         catalogue = Catalogue([], {})
 
+    envelopes = load_envelopes(data.get("envelopes"), base, problems, digest)
     platform = platform_from(data, base, keys_dir, problems, digest)
     registry = registry_from(data, base, keys_dir, problems, digest)
+    check_envelopes(envelopes, catalogue, registry, platform.id, problems)
     if platform.id in registry:
         problems.add("platform.id", f"{platform.id!r} is also a participant id; the platform's identity must be its own")
     table = routes_from(data, catalogue, registry, problems)
@@ -198,6 +201,7 @@ def load_config(path: Path | str) -> Config:
         signatures=signatures,
         links=links,
         domains=domains,
+        envelopes=envelopes,
     )
 
 

@@ -50,6 +50,63 @@ def _clark(qname: str, namespaces: dict[str, str], where: str, problems: Problem
     return f"{{{namespaces[prefix]}}}{local}"
 
 
+def compile_type(
+    name: str,
+    spec: dict,
+    namespaces: dict[str, str],
+    base: Path,
+    at: str,
+    problems: Problems,
+    digest: Digest,
+    schemas: dict[tuple, CompiledSchema],
+    field_at=None,
+) -> MessageType | None:
+    """One catalogue entry (root, xsd, id, sender, receivers, fields) compiled, or None after noting its problems.
+
+    ``field_at`` names where a field is written (default: under ``fields``); envelopes keep theirs at the top.
+    """
+    field_at = field_at or (lambda field_name: f"{at}.fields.{field_name}")
+    root = _clark(spec.get("root"), namespaces, f"{at}.root", problems)
+    xsd_paths = [base / p for p in as_list(spec.get("xsd"))]
+    schema = None
+    if not xsd_paths:
+        problems.add(f"{at}.xsd", "names no schema: every message type needs an XSD")
+    else:
+        for p in xsd_paths:
+            digest.add_schema(p)
+        missing = [str(p) for p in xsd_paths if not p.is_file()]
+        if missing:
+            problems.add(f"{at}.xsd", f"schema file not found: {', '.join(missing)}")
+        else:
+            key = (tuple(p.resolve() for p in xsd_paths), spec.get("engine", "libxml2"))
+            try:
+                schema = schemas.get(key) or schemas.setdefault(key, CompiledSchema(xsd_paths, engine=key[1]))
+            except SchemaLoadError as exc:
+                problems.add(f"{at}.xsd", f"does not compile: {exc}")
+    id_path = compile_xpath(spec.get("id"), namespaces, f"{at}.id", problems)
+    sender_path = compile_xpath(spec.get("sender"), namespaces, f"{at}.sender", problems)
+    receivers_path = (
+        compile_xpath(spec["receivers"], namespaces, f"{at}.receivers", problems) if spec.get("receivers") else None
+    )
+    fields = {}
+    for field_name, expr in (spec.get("fields") or {}).items():
+        compiled = compile_xpath(expr, namespaces, field_at(field_name), problems)
+        if compiled is not None:
+            fields[field_name] = compiled
+    if None in (root, schema, id_path, sender_path):
+        return None
+    return MessageType(
+        name=name,
+        root=root,
+        schema=schema,
+        id_path=id_path,
+        sender_path=sender_path,
+        receivers_path=receivers_path,
+        fields=fields,
+        description=str(spec.get("description", "")),
+    )
+
+
 def catalogue_from(data: dict, base: Path, where: str, problems: Problems, digest: Digest) -> Catalogue:
     """Compile a catalogue read from YAML (its paths relative to ``base``), noting every problem."""
     namespaces = data.get("namespaces") or {}
@@ -68,50 +125,14 @@ def catalogue_from(data: dict, base: Path, where: str, problems: Problems, diges
         if not isinstance(spec, dict):
             problems.add(at, "must be a mapping")
             continue
-        root = _clark(spec.get("root"), namespaces, f"{at}.root", problems)
-        if root and root in roots:
-            problems.add(f"{at}.root", f"root {spec.get('root')} is already used by {roots[root]}")
-        xsd_paths = [base / p for p in as_list(spec.get("xsd"))]
-        schema = None
-        if not xsd_paths:
-            problems.add(f"{at}.xsd", "names no schema: every message type needs an XSD")
-        else:
-            for p in xsd_paths:
-                digest.add_schema(p)
-            missing = [str(p) for p in xsd_paths if not p.is_file()]
-            if missing:
-                problems.add(f"{at}.xsd", f"schema file not found: {', '.join(missing)}")
-            else:
-                key = (tuple(p.resolve() for p in xsd_paths), spec.get("engine", "libxml2"))
-                try:
-                    schema = schemas.get(key) or schemas.setdefault(key, CompiledSchema(xsd_paths, engine=key[1]))
-                except SchemaLoadError as exc:
-                    problems.add(f"{at}.xsd", f"does not compile: {exc}")
-        id_path = compile_xpath(spec.get("id"), namespaces, f"{at}.id", problems)
-        sender_path = compile_xpath(spec.get("sender"), namespaces, f"{at}.sender", problems)
-        receivers_path = (
-            compile_xpath(spec["receivers"], namespaces, f"{at}.receivers", problems) if spec.get("receivers") else None
-        )
-        fields = {}
-        for field_name, expr in (spec.get("fields") or {}).items():
-            compiled = compile_xpath(expr, namespaces, f"{at}.fields.{field_name}", problems)
-            if compiled is not None:
-                fields[field_name] = compiled
-        if None in (root, schema, id_path, sender_path):
+        message_type = compile_type(name, spec, namespaces, base, at, problems, digest, schemas)
+        if message_type is None:
             continue
-        roots[root] = name
-        types.append(
-            MessageType(
-                name=name,
-                root=root,
-                schema=schema,
-                id_path=id_path,
-                sender_path=sender_path,
-                receivers_path=receivers_path,
-                fields=fields,
-                description=str(spec.get("description", "")),
-            )
-        )
+        if message_type.root in roots:
+            problems.add(f"{at}.root", f"root {spec.get('root')} is already used by {roots[message_type.root]}")
+            continue
+        roots[message_type.root] = name
+        types.append(message_type)
     return Catalogue(types, namespaces)
 
 

@@ -10,6 +10,7 @@ from cryptography import x509
 
 from exchanger.catalogue import Catalogue
 from exchanger.dsig.methods import SignatureSettings
+from exchanger.envelopes.formats import EnvelopeCatalogue
 from exchanger.keys.domains import TrustDomain
 from exchanger.keys.trust import TrustStore
 from exchanger.participants import Registry
@@ -90,6 +91,7 @@ class Platform:
     key_path: Path
     certificate_path: Path
     certificate: x509.Certificate | None = field(default=None, repr=False)
+    node_id: str | None = None  # its DXP node id, named in the receipts it writes (at most 8 characters)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Config:
     signatures: SignatureSettings = SignatureSettings()  # per key family: the SM2 signer ID and encoding
     links: tuple[LinkSettings, ...] = ()  # one per peer e-port that copies are shovelled to
     domains: Mapping[str, TrustDomain] = field(default_factory=dict)  # peer e-port id -> what it is trusted for
+    envelopes: EnvelopeCatalogue = field(default_factory=lambda: EnvelopeCatalogue([]))  # transport envelopes
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""

@@ -16,9 +16,11 @@ from jsonschema import Draft202012Validator, validators
 
 from exchanger.config.problems import Problems
 from exchanger.config.yaml_source import line_at
+from exchanger.envelopes.shapes import SHAPES
 from exchanger.keys.sm2 import DEFAULT_SIGNER_ID, ENCODINGS, MAX_SIGNER_ID_BYTES
 from exchanger.keys.trust import IDENTITY_FIELDS
 from exchanger.participants import KINDS
+from exchanger.receipts.formats import RECEIPT_FORMATS
 
 _POSITIVE = {"type": "integer", "minimum": 1, "errorMessage": "must be a positive whole number"}
 _TEXT = {"type": "string"}
@@ -65,12 +67,43 @@ CATALOGUE_SCHEMA: dict = _mapping(
     }
 )
 
+# An envelope format: a catalogue entry (root, xsd, identity XPaths) plus what carries, answers and writes it.
+_ENVELOPE = _mapping(
+    {
+        "description": _TEXT,
+        "root": {"type": "string", "errorMessage": "must be a prefixed name such as dxp:DxpMsg"},
+        "xsd": {**_TEXTS, "minItems": 1},
+        "engine": {"enum": ["libxml2", "xmlschema"]},
+        "id": _XPATH,
+        "sender": _XPATH,
+        "receivers": _XPATH,
+        "message_type": _XPATH,
+        "message_type_names": {"enum": ["root", "type"]},
+        "created": _XPATH,
+        "payload": _XPATH,
+        "payload_encoding": {"enum": ["base64"]},
+        "receipt": {"enum": list(RECEIPT_FORMATS)},
+        "shape": {"enum": list(SHAPES)},
+        "inbound": {"type": "boolean", "errorMessage": "must be true or false"},
+    },
+    required=["root", "xsd", "id", "sender", "message_type", "payload", "receipt", "shape"],
+)
+
+ENVELOPES_SCHEMA: dict = _mapping(
+    {
+        "namespaces": {"type": "object", "additionalProperties": _TEXT, "errorMessage": "must map prefixes to namespace URIs"},
+        "envelopes": {"type": "object", "additionalProperties": _ENVELOPE, "errorMessage": "must map envelope names to their entries"},
+    },
+    required=["envelopes"],
+)
+
 _PARTICIPANT = _mapping(
     {
         "kind": {"enum": sorted(KINDS - {"platform"})},
         "name": _TEXT,
         "amqp_user": _TEXT,
         "certificates": _TEXTS,
+        "envelope": {"type": "string", "errorMessage": "must name an envelope of the envelope catalogue, such as dxp"},
         # A peer e-port's link: the broker and user its copies are shovelled to (exchanger.transport.links).
         "link": _mapping(
             {
@@ -116,12 +149,30 @@ _ROUTE = _mapping(
 ROUTES_SCHEMA: dict = _mapping(
     {
         "version": {"enum": [1], "errorMessage": "must be 1, the only format of this file there is"},
-        "platform": _mapping({"id": _TEXT, "name": _TEXT, "key": _TEXT, "certificate": _TEXT}),
+        "platform": _mapping(
+            {
+                "id": _TEXT,
+                "name": _TEXT,
+                "key": _TEXT,
+                "certificate": _TEXT,
+                "node_id": {
+                    "type": "string",
+                    "pattern": "^.{1,8}$",
+                    "errorMessage": "must be the exchange's DXP node id, 1 to 8 characters",
+                },
+            }
+        ),
         "messages": {
             "type": ["string", "object"],
             "errorMessage": "must name the catalogue file or hold the catalogue inline",
             "if": {"type": "object"},
             "then": CATALOGUE_SCHEMA,
+        },
+        "envelopes": {
+            "type": ["string", "object"],
+            "errorMessage": "must name the envelope catalogue file or hold it inline",
+            "if": {"type": "object"},
+            "then": ENVELOPES_SCHEMA,
         },
         "keys_dir": _TEXT,
         "trust": _mapping(
@@ -191,6 +242,7 @@ _TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
 _Validator = validators.extend(Draft202012Validator, type_checker=_TYPES)
 _ROUTES = _Validator(ROUTES_SCHEMA)
 _CATALOGUE = _Validator(CATALOGUE_SCHEMA)
+_ENVELOPES = _Validator(ENVELOPES_SCHEMA)
 
 _TYPE_WORDS = {
     "object": "a mapping (key: value)",
@@ -211,6 +263,11 @@ def check_routes_file(data: dict, path: Path, problems: Problems) -> None:
 def check_catalogue_file(data: dict, path: Path, problems: Problems) -> None:
     """Check a message catalogue file against its schema; leave out what fails it."""
     _check(_CATALOGUE, data, path, f"{path} ", problems)
+
+
+def check_envelopes_file(data: dict, path: Path, problems: Problems) -> None:
+    """Check an envelope catalogue file against its schema; leave out what fails it."""
+    _check(_ENVELOPES, data, path, f"{path} ", problems)
 
 
 def _check(validator, data: dict, path: Path, label: str, problems: Problems) -> None:

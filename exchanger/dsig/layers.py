@@ -37,7 +37,7 @@ def _sender_layer(data: bytes, config) -> Layer:
     envelope = Envelope(Inbound(data))
     try:
         envelope.tree = parse_untrusted(data)
-        Verify(config.registry, config.trust, Verifier(config.signatures), domains=config.domains)(envelope)
+        Verify.for_config(config)(envelope)
     except HostileXML as exc:
         return Layer("sender", False, f"{exc.code}: {exc}")
     except Rejected as exc:

@@ -42,7 +42,7 @@ def unsigned_signed_root(root: etree._Element) -> etree._Element:
 
 
 def explain_document(config: Config, body: bytes) -> Explanation:
-    """Run parse, identify, validate, verify (when signed) and authenticate as the daemon does, then routing.
+    """Run parse, unwrap, identify, validate, verify (when signed) and authenticate as the daemon does, then routing.
 
     A signed document is taken as published by its signer; an unsigned one is verified by nobody,
     so the daemon refuses it (``unsigned_refusal``), and routing is shown as if the sender it names

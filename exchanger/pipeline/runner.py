@@ -16,7 +16,6 @@ from exchanger import metrics
 from exchanger.catalogue import FieldError
 from exchanger.config import Config
 from exchanger.dsig.signer import Signer
-from exchanger.dsig.verifier import Verifier
 from exchanger.envelope import Envelope, Inbound
 from exchanger.faults import crash_point, poison_point
 from exchanger.outcome import Reason, Rejected
@@ -29,7 +28,9 @@ from exchanger.pipeline.stages.route import Route
 from exchanger.pipeline.stages.sign import Sign
 from exchanger.pipeline.stages.validate import Validate
 from exchanger.pipeline.stages.verify import Verify
-from exchanger.platform_documents import derived_id, platform_receipt
+from exchanger.pipeline.stages.unwrap import Unwrap, sniff_carrier
+from exchanger.platform_documents import derived_id
+from exchanger.receipts import ReceiptFacts, receipt_format
 from exchanger.transport.dead_letters import BROKER_DEATH_HEADERS, DEAD_LETTER_ID, REPLAYS, storable_headers
 from exchanger.transport.names import DEAD_EXCHANGE, MAILBOX_EXCHANGE
 
@@ -129,9 +130,10 @@ class Pipeline:
     def _receipt(self, envelope: Envelope, receiver: str, status: str, reasons: tuple[Reason, ...]) -> Publication:
         deliveries = envelope.decision.deliveries if envelope.decision and status == ACCEPTED else ()
         receipt_id = derived_id("receipt", receiver, envelope.message_id or "", envelope.digest, status)
-        document = platform_receipt(
+        facts = ReceiptFacts(
             receipt_id=receipt_id,
             platform_id=self.config.platform.id,
+            node_id=self.config.platform.node_id,
             receiver=receiver,
             status=status,
             digest=envelope.digest,
@@ -141,9 +143,12 @@ class Pipeline:
             orig_message_type=envelope.message_type.name if envelope.message_type else None,
             deliveries=deliveries,
             reasons=reasons,
+            carrier=envelope.carrier,
         )
+        answer = receipt_format(answering_format(envelope, receiver))
         # The receipt was built just now for this message alone, so it is signed without a copy.
-        body = etree.tostring(self.signer.sign(document, in_place=True), xml_declaration=True, encoding="UTF-8")
+        document = self.signer.sign(answer.build(facts), in_place=True)
+        body = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
         headers = {
             f"{HEADER}kind": "receipt",
             f"{HEADER}status": status,
@@ -158,7 +163,7 @@ class Pipeline:
             body,
             message_id=receipt_id,
             correlation_id=(envelope.message_id or envelope.inbound.message_id or "")[:MAX_ID_HEADER] or None,
-            type="PlatformReceipt",
+            type=answer.name,
             headers=headers,
         )
 
@@ -172,17 +177,18 @@ class Pipeline:
             f"{HEADER}config-version": self.config.version,
         }
         publications = []
-        for delivery in envelope.decision.deliveries:
-            headers = dict(base_headers, **{f"{HEADER}route": delivery.route})
-            if delivery.approval is not None:
-                headers[f"{HEADER}approved-by"] = delivery.approval.by
-                headers[f"{HEADER}approval-ref"] = delivery.approval.ref
+        # The transport's shape of each copy the stages decided: an AMQP publication to the receiver's mailbox.
+        for copy in envelope.copies:
+            headers = dict(base_headers, **{f"{HEADER}route": copy.route, f"{HEADER}envelope": copy.envelope})
+            if copy.approval is not None:
+                headers[f"{HEADER}approved-by"] = copy.approval.by
+                headers[f"{HEADER}approval-ref"] = copy.approval.ref
             publications.append(
                 Publication(
                     MAILBOX_EXCHANGE,
-                    delivery.to,
-                    envelope.forward,
-                    message_id=envelope.forward_id,
+                    copy.to,
+                    copy.body,
+                    message_id=copy.document_id,
                     correlation_id=envelope.message_id[:MAX_ID_HEADER],
                     type=envelope.message_type.name,
                     headers=headers,
@@ -197,7 +203,7 @@ class Pipeline:
         # Best effort, only to name the message id in the receipt: the failure may lie in these stages too.
         with contextlib.suppress(Exception):
             for stage, _ in self.stages:
-                if stage.name not in ("parse", "identify"):
+                if stage.name not in ("parse", "unwrap", "identify"):
                     break
                 stage(envelope)
         reason = Reason(
@@ -215,6 +221,9 @@ class Pipeline:
     def _rejected(self, envelope: Envelope, reasons: list[Reason]) -> Disposition:
         reasons = tuple(reasons)
         inbound = envelope.inbound
+        if envelope.carrier is None and envelope.tree is None:
+            # Refused unparsed: a message in an envelope is still answered in that envelope's receipt format.
+            envelope.carrier = sniff_carrier(self.config.envelopes, inbound.body)
         if envelope.message_id is None and envelope.message_type is not None:
             # Read from the unverified document only so the sender can match the receipt to what it sent;
             # nothing is decided on it.
@@ -262,13 +271,32 @@ class Pipeline:
         return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
 
 
+DXP_PARTY_ID = 16  # a DxpRep names whom it answers in at most 16 characters
+
+
+def answering_format(envelope: Envelope, receiver: str) -> str:
+    """The receipt format that answers this message: its envelope's, else the exchange's own.
+
+    A receiver DXP cannot name (over 16 characters) gets the exchange's own receipt rather than none.
+    """
+    carrier = envelope.carrier
+    if carrier is None:
+        return "PlatformReceipt"
+    if carrier.format.receipt == "DxpRep" and len(receiver) > DXP_PARTY_ID:
+        return "PlatformReceipt"
+    return carrier.format.receipt
+
+
 def checking_stages(config: Config) -> list[Stage]:
     """The stages that establish what a message is and who sent it, as the daemon and `routes explain` run them."""
+    parse = Parse(config.limits.max_message_bytes, config.limits)
+    verify = Verify.for_config(config)
     return [
-        Parse(config.limits.max_message_bytes, config.limits),
+        parse,
+        Unwrap(config.envelopes, verify, parse),
         Identify(config.catalogue),
         Validate(),
-        Verify(config.registry, config.trust, Verifier(config.signatures), config.domains),
+        verify,
         Authenticate(config.registry, config.broker.daemon_user),
     ]
 
@@ -280,6 +308,6 @@ def build_pipeline(config: Config, signer: Signer | None = None, receipts: Accep
         *checking_stages(config),
         *([Deduplicate(receipts)] if receipts is not None else []),
         Route(config.table),
-        Sign(signer, config.version),
+        Sign(signer, config.version, config.envelopes, config.registry),
     ]
     return Pipeline(config, stages, signer)

@@ -44,13 +44,14 @@ class RoutingDiff:
     participants_removed: set[str] = field(default_factory=set)
     types_added: set[str] = field(default_factory=set)
     types_removed: set[str] = field(default_factory=set)
+    envelopes_changed: dict[str, tuple[str, str]] = field(default_factory=dict)  # participant: (before, after)
 
     @property
     def empty(self) -> bool:
         """True when the change makes no difference to routing."""
         return not any(
             (self.added, self.removed, self.changed, self.gained, self.lost, self.participants_added,
-             self.participants_removed, self.types_added, self.types_removed)
+             self.participants_removed, self.types_added, self.types_removed, self.envelopes_changed)
         )
 
 
@@ -76,6 +77,11 @@ def diff(old: Config, new: Config) -> RoutingDiff:
         if lost:
             result.lost[message_type] = lost
     result.participants_added = set(new.registry.ids()) - set(old.registry.ids())
+    # A receiver's envelope decides what it is sent, if not where: an operator sees it before a reload.
+    for participant in new.registry:
+        before = old.registry.get(participant.id)
+        if before is not None and before.envelope != participant.envelope:
+            result.envelopes_changed[participant.id] = (before.envelope, participant.envelope)
     result.participants_removed = set(old.registry.ids()) - set(new.registry.ids())
     result.types_added = set(new.catalogue.names()) - set(old.catalogue.names())
     result.types_removed = set(old.catalogue.names()) - set(new.catalogue.names())

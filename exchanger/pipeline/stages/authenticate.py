@@ -62,13 +62,55 @@ class Authenticate:
         sender = self.registry.get(named)
         if sender is None:
             raise self._reject("identity.unknown-sender", f"the document's sender {named!r} is not a participant")
+        receivers = message_type.receivers(signed)
+        reasons = []
+        if envelope.carrier is not None:
+            reasons, receivers = carrier_disagreements(envelope, named, receivers)
         mismatches = []
         if sender.id != connected.id:
             mismatches.append(f"the document names sender {sender.id} but the connection is {connected.id}'s")
         if envelope.signer.id != connected.id:
             mismatches.append(f"the signature is {envelope.signer.id}'s but the connection is {connected.id}'s")
+        carrier = envelope.carrier
+        if carrier is not None and carrier.signer.id != connected.id:
+            mismatches.append(
+                f"the {carrier.format.name} envelope's signature is {carrier.signer.id}'s but the connection is {connected.id}'s"
+            )
         if mismatches:
-            raise self._reject("identity.mismatch", "; ".join(mismatches))
+            reasons.append(Reason(self.name, "identity.mismatch", "; ".join(mismatches)))
+        if reasons:
+            raise Rejected(reasons)
         envelope.sender = sender
-        envelope.receivers = message_type.receivers(signed)
+        envelope.receivers = receivers
         envelope.fields = message_type.field_values(signed)
+
+
+def carrier_disagreements(envelope: Envelope, named: str, receivers: list[str]) -> tuple[list[Reason], list[str]]:
+    """Where the envelope and the message it carries disagree, each with both values; and the receivers to route to.
+
+    The envelope's sender and type must be the message's. A message that names no receivers goes to those
+    its envelope names; one that names receivers must name the same ones.
+    """
+    carrier = envelope.carrier
+    kind = carrier.format.name
+    reasons = []
+
+    def disagree(message: str) -> None:
+        reasons.append(Reason("authenticate", "envelope.mismatch", message))
+
+    if carrier.sender != named:
+        disagree(f"the {kind} envelope names sender {carrier.sender!r} but the message inside names {named!r}")
+    expected_type = carrier.format.type_name(envelope.message_type)
+    if carrier.message_type != expected_type:
+        disagree(
+            f"the {kind} envelope says the message is {carrier.message_type!r} but the message inside is "
+            f"{expected_type!r} ({envelope.message_type.name})"
+        )
+    if not receivers:
+        receivers = list(carrier.receivers)
+    elif set(receivers) != set(carrier.receivers):
+        disagree(
+            f"the {kind} envelope names receivers {', '.join(carrier.receivers) or '(none)'} but the message inside "
+            f"names {', '.join(receivers)}"
+        )
+    return reasons, receivers

@@ -8,7 +8,7 @@ import structlog
 
 from exchanger.envelope import Envelope
 from exchanger.pipeline.disposition import ACCEPTED, Disposition, Publication
-from exchanger.platform_documents import NS
+from exchanger.receipts.formats import receipt_format, receipt_format_of
 from exchanger.transport.names import MAILBOX_EXCHANGE
 from exchanger.xml.parser import parse_untrusted
 
@@ -16,7 +16,6 @@ log = structlog.get_logger("exchanger.pipeline")
 
 DUPLICATE = "duplicate"  # the disposition's outcome: nothing forwarded, the original receipt sent again
 MAX_ID_HEADER = 256  # as the runner keeps ids in headers: AMQP headers travel in one frame
-_E = f"{{{NS}}}"
 
 
 class AcceptedReceipts(Protocol):
@@ -30,11 +29,13 @@ class Duplicate(Exception):
 
     def __init__(self, receipt: bytes):
         root = parse_untrusted(receipt).getroot()
+        answer = receipt_format_of(root) or receipt_format("PlatformReceipt")
+        described = answer.describe(root)
         self.receipt = receipt
-        self.receipt_id = root.findtext(f"{_E}ReceiptId")
-        self.receiver = root.findtext(f"{_E}ReceiverId")
-        self.orig_message_id = root.findtext(f"{_E}OrigMessageId")
-        self.orig_digest = root.findtext(f"{_E}OrigDigest")
+        self.format = answer.name
+        self.receipt_id = described.receipt_id
+        self.orig_message_id = described.orig_message_id
+        self.orig_digest = described.orig_digest
         super().__init__(f"{self.orig_message_id} was accepted before (receipt {self.receipt_id})")
 
 
@@ -76,7 +77,7 @@ def duplicate_disposition(envelope: Envelope, duplicate: Duplicate, config_versi
         duplicate.receipt,
         message_id=duplicate.receipt_id,
         correlation_id=envelope.message_id[:MAX_ID_HEADER],
-        type="PlatformReceipt",
+        type=duplicate.format,
         headers=headers,
     )
     return Disposition(DUPLICATE, (receipt,), context=dict(envelope.log_context(), duplicate_of=duplicate.receipt_id))

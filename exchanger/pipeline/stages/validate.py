@@ -18,7 +18,7 @@ class Validate:
     name = "validate"
 
     def __call__(self, envelope: Envelope) -> None:
-        found = envelope.message_type.schema.capped_violations(envelope.tree, envelope.inbound.body, MAX_REPORTED)
+        found = envelope.message_type.schema.capped_violations(envelope.tree, envelope.body, MAX_REPORTED)
         if found.violations:
             reasons = [Reason(self.name, "xsd", v.message, line=v.line, path=v.path) for v in found.violations]
             if found.more:

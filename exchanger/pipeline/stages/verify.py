@@ -48,6 +48,11 @@ class Verify:
             for cert in participant.certificates
         }
 
+    @classmethod
+    def for_config(cls, config) -> Verify:
+        """The stage as a configuration builds it: its participants, trust, signature settings and peers' domains."""
+        return cls(config.registry, config.trust, Verifier(config.signatures), config.domains)
+
     def _reject(self, code: str, message: str) -> Rejected:
         return Rejected(Reason(self.name, code, message))
 

@@ -1,0 +1,36 @@
+"""The receipt formats, by name: what the envelope catalogue's ``receipt`` chooses from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from lxml import etree
+
+from exchanger.receipts import dxp_rep, platform
+from exchanger.receipts.facts import Described, ReceiptFacts
+
+
+@dataclass(frozen=True)
+class ReceiptFormat:
+    """One receipt format: its name (also the AMQP type), how it is written, and how a stored one is read back."""
+
+    name: str
+    build: Callable[[ReceiptFacts], etree._Element]
+    describe: Callable[[etree._Element], Described]
+
+
+RECEIPT_FORMATS: dict[str, ReceiptFormat] = {
+    "PlatformReceipt": ReceiptFormat("PlatformReceipt", platform.build, platform.describe),
+    "DxpRep": ReceiptFormat("DxpRep", dxp_rep.build, dxp_rep.describe),
+}
+
+
+def receipt_format(name: str) -> ReceiptFormat:
+    """The receipt format of this name (one of RECEIPT_FORMATS)."""
+    return RECEIPT_FORMATS[name]
+
+
+def receipt_format_of(root: etree._Element) -> ReceiptFormat | None:
+    """The format a stored receipt is written in, by its root element's local name, or None."""
+    return RECEIPT_FORMATS.get(etree.QName(root).localname)
