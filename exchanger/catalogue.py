@@ -34,6 +34,12 @@ class FieldRefused(Exception):
         super().__init__(message)
 
 
+# How a type is signed: by its own enveloped ds:Signature, or, where its schema leaves no place for
+# one (GACC's customs receipts), by the signed envelope it travels in.
+SIGNED_BY_ITSELF = "itself"
+SIGNED_BY_ENVELOPE = "envelope"
+
+
 @dataclass(frozen=True)
 class MessageType:
     """A message standard, defined by configuration alone."""
@@ -46,6 +52,11 @@ class MessageType:
     receivers_path: etree.XPath | None = field(compare=False, repr=False)
     fields: dict[str, etree.XPath] = field(default_factory=dict, compare=False, repr=False)
     description: str = ""
+    # A business receipt names the message it answers here: the log correlates the two by that id.
+    answers_path: etree.XPath | None = field(default=None, compare=False, repr=False)
+    # The format receipt that answers a schema violation of this type, besides the envelope's own receipt.
+    format_receipt: str | None = None
+    signed_by: str = SIGNED_BY_ITSELF
 
     def _evaluate(self, field_name: str, path: etree.XPath, root: etree._Element):
         # The loader compiles every XPath and tries it on an empty document, but an expression can
@@ -67,6 +78,12 @@ class MessageType:
     def sender(self, root: etree._Element) -> str | None:
         """The sender the document names, or None."""
         return self._single("sender", self.sender_path, root)
+
+    def answers(self, root: etree._Element) -> str | None:
+        """The id of the message this one answers (a business receipt's original), or None."""
+        if self.answers_path is None:
+            return None
+        return self._single("answers", self.answers_path, root)
 
     def receivers(self, root: etree._Element) -> list[str]:
         """The receivers the document addresses, in document order, without repeats; an empty one is refused."""

@@ -41,6 +41,7 @@ class Envelope:
     connected_as: Participant | None = None
     sender: Participant | None = None
     message_id: str | None = None
+    answers: str | None = None  # the id of the message this one answers, when its type names one
     receivers: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     decision: RouteDecision | None = None

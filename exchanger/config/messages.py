@@ -7,7 +7,7 @@ from typing import Any
 
 from lxml import etree
 
-from exchanger.catalogue import Catalogue, MessageType
+from exchanger.catalogue import SIGNED_BY_ITSELF, Catalogue, MessageType
 from exchanger.config.digest import Digest
 from exchanger.config.problems import Problems
 from exchanger.config.schema import check_catalogue_file
@@ -88,6 +88,7 @@ def compile_type(
     receivers_path = (
         compile_xpath(spec["receivers"], namespaces, f"{at}.receivers", problems) if spec.get("receivers") else None
     )
+    answers_path = compile_xpath(spec["answers"], namespaces, f"{at}.answers", problems) if spec.get("answers") else None
     fields = {}
     for field_name, expr in (spec.get("fields") or {}).items():
         compiled = compile_xpath(expr, namespaces, field_at(field_name), problems)
@@ -104,6 +105,9 @@ def compile_type(
         receivers_path=receivers_path,
         fields=fields,
         description=str(spec.get("description", "")),
+        answers_path=answers_path,
+        format_receipt=spec.get("format_receipt"),
+        signed_by=spec.get("signed_by", SIGNED_BY_ITSELF),
     )
 
 

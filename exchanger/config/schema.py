@@ -20,7 +20,7 @@ from exchanger.envelopes.shapes import SHAPES
 from exchanger.keys.sm2 import DEFAULT_SIGNER_ID, ENCODINGS, MAX_SIGNER_ID_BYTES
 from exchanger.keys.trust import IDENTITY_FIELDS
 from exchanger.participants import KINDS
-from exchanger.receipts.formats import RECEIPT_FORMATS
+from exchanger.receipts.formats import FORMAT_RECEIPTS, RECEIPT_FORMATS
 
 _POSITIVE = {"type": "integer", "minimum": 1, "errorMessage": "must be a positive whole number"}
 _TEXT = {"type": "string"}
@@ -60,6 +60,9 @@ CATALOGUE_SCHEMA: dict = _mapping(
                     "sender": _XPATH,
                     "receivers": _XPATH,
                     "fields": {"type": "object", "additionalProperties": _XPATH, "errorMessage": "must map field names to XPaths"},
+                    "answers": _XPATH,
+                    "format_receipt": {"enum": list(FORMAT_RECEIPTS)},
+                    "signed_by": {"enum": ["itself", "envelope"]},
                 },
                 required=["root", "xsd", "id", "sender"],
             ),
@@ -82,7 +85,7 @@ _ENVELOPE = _mapping(
         "created": _XPATH,
         "payload": _XPATH,
         "payload_encoding": {"enum": ["base64"]},
-        "receipt": {"enum": list(RECEIPT_FORMATS)},
+        "receipt": {"enum": [name for name in RECEIPT_FORMATS if name not in FORMAT_RECEIPTS]},
         "shape": {"enum": list(SHAPES)},
         "inbound": {"type": "boolean", "errorMessage": "must be true or false"},
     },

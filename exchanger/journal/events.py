@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from exchanger.envelope import Inbound
 from exchanger.journal.period import stamp
 from exchanger.journal.records import (
+    ANSWERED,
     DEAD_LETTERED,
     DELIVERED,
     DUPLICATE,
@@ -36,6 +37,15 @@ class Forward:
 
 
 @dataclass(frozen=True)
+class SentReceipt:
+    """A receipt sent besides the envelope's own (a format receipt such as CEB900): to whom, its format and id."""
+
+    to: str
+    format: str | None
+    receipt_id: str | None
+
+
+@dataclass(frozen=True)
 class Entry:
     """What the log keeps about one message between its processing and its settlement."""
 
@@ -52,6 +62,8 @@ class Entry:
     receipt_id: str | None = None
     receipt_status: str | None = None
     receipt: bytes | None = field(default=None, repr=False)
+    answers: str | None = None
+    format_receipt: SentReceipt | None = None
 
     def columns(self) -> dict:
         """The columns every record about this message carries."""
@@ -66,7 +78,7 @@ class Entry:
 
 def describe(inbound: Inbound, disposition: Disposition, config_version: str) -> Entry:
     """Read the facts the log needs from a disposition: its publications carry them in their headers."""
-    forwards, receipt, dead, sender = [], None, None, None
+    forwards, receipt, dead, sender, answers, format_receipt = [], None, None, None, None, None
     for publication in disposition.publications:
         kind = publication.headers.get(f"{HEADER}kind")
         if publication.exchange == DEAD_EXCHANGE:
@@ -75,8 +87,11 @@ def describe(inbound: Inbound, disposition: Disposition, config_version: str) ->
             sender = publication.headers.get(f"{HEADER}sender", sender)
             route = publication.headers.get(f"{HEADER}route")
             forwards.append(Forward(publication.routing_key, route, publication.message_id))
+            answers = publication.headers.get(f"{HEADER}answers", answers)
         elif kind == "receipt":
             receipt = publication
+        elif kind == "format-receipt":
+            format_receipt = SentReceipt(publication.routing_key, publication.type, publication.message_id)
     context = disposition.context
     return Entry(
         outcome=disposition.outcome,
@@ -92,6 +107,8 @@ def describe(inbound: Inbound, disposition: Disposition, config_version: str) ->
         receipt_id=receipt.message_id if receipt is not None else None,
         receipt_status=receipt.headers.get(f"{HEADER}status") if receipt is not None else None,
         receipt=receipt.body if receipt is not None else None,
+        answers=answers,
+        format_receipt=format_receipt,
     )
 
 
@@ -156,7 +173,11 @@ def processing_events(
             "deliveries": deliveries,
             "forward_id": entry.forwards[0].forward_id if entry.forwards else None,
         }
+        if entry.answers:
+            details["answers"] = entry.answers
         events.append(Event.of(ROUTED, data=details, receivers=[f.to for f in entry.forwards], **columns))
+        if entry.answers:
+            events.append(_answered(entry, columns))
     elif entry.outcome == REJECTED_OUTCOME:
         stage = disposition.reasons[0].stage if disposition.reasons else None
         details = {
@@ -165,6 +186,9 @@ def processing_events(
             "reasons": [reason.as_dict() for reason in disposition.reasons],
             "receipt_to": entry.receipt_to,
         }
+        if entry.format_receipt is not None:
+            sent = entry.format_receipt
+            details["format_receipt"] = {"format": sent.format, "receipt_id": sent.receipt_id}
         events.append(Event.of(REJECTED, data=details, **columns))
     elif entry.outcome == DUPLICATE_OUTCOME:
         receipt = next((p for p in disposition.publications if p.headers.get(f"{HEADER}kind") == "receipt"), None)
@@ -200,7 +224,22 @@ def settlement_events(entry: Entry) -> list[Event]:
         if keep is not None:
             details["receipt_sha256"] = hashlib.sha256(keep).hexdigest()
         events.append(Event.of(RECEIPT, data=details, receivers=[entry.receipt_to], receipt=keep, **columns))
+    if entry.format_receipt is not None:
+        sent = entry.format_receipt
+        details = {"status": entry.receipt_status, "receipt_id": sent.receipt_id, "format": sent.format}
+        events.append(Event.of(RECEIPT, data=details, receivers=[sent.to], **columns))
     return events
+
+
+def _answered(entry: Entry, columns: dict) -> Event:
+    """The correlation, filed under the answered message's id: its trace shows the answer, whoever sent either."""
+    details = {"by_message_id": entry.message_id, "by_type": entry.message_type, "by_sender": entry.sender}
+    return Event.of(
+        ANSWERED,
+        data=details,
+        receivers=[f.to for f in entry.forwards],
+        **dict(columns, message_id=entry.answers, message_type=None, sender=None),
+    )
 
 
 def handed_back_event(subject: Entry | Inbound, why: str, config_version: str | None = None) -> Event:

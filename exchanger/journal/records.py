@@ -18,6 +18,7 @@ DEAD_LETTERED = "dead-lettered"
 RECEIPT = "receipt"
 HANDED_BACK = "handed-back"
 PRUNED = "pruned"
+ANSWERED = "answered"  # filed under the id of a message another (a business receipt) answers
 # Each processing of a message ends in exactly one of these.
 OUTCOMES = (ROUTED, REJECTED, DUPLICATE)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exchanger.journal.records import (
+    ANSWERED,
     DEAD_LETTERED,
     DELIVERED,
     DUPLICATE,
@@ -53,11 +54,19 @@ def event_lines(record: Record) -> list[str]:
         return [line, *extra]
     if kind == ROUTED:
         passed = ", ".join(details.get("passed") or ())
-        return [f"passed {passed}", *(_delivery(d) for d in details.get("deliveries") or ())]
+        answers = [f"answers message {details['answers']}"] if details.get("answers") else []
+        return [f"passed {passed}", *(_delivery(d) for d in details.get("deliveries") or ()), *answers]
+    if kind == ANSWERED:
+        to = record.receivers.strip(",") if record.receivers else "?"
+        return [
+            f"answered by {details.get('by_type')} {details.get('by_message_id')} from {details.get('by_sender')} -> {to}"
+        ]
     if kind == REJECTED:
         passed = details.get("passed") or []
         after = f", after passing {', '.join(passed)}" if passed else ""
-        return [f"at {details.get('stage')}{after}", *(_reason(r) for r in details.get("reasons") or ())]
+        sent = details.get("format_receipt")
+        also = [f"format receipt {sent.get('format')} {sent.get('receipt_id')} names each violation"] if sent else []
+        return [f"at {details.get('stage')}{after}", *(_reason(r) for r in details.get("reasons") or ()), *also]
     if kind == DUPLICATE:
         return [f"duplicate of an accepted message: its receipt {details.get('receipt_id')} is sent again, nothing forwarded"]
     if kind == DELIVERED:
@@ -68,7 +77,8 @@ def event_lines(record: Record) -> list[str]:
     if kind == RECEIPT:
         again = ", the original sent again" if details.get("original_receipt_again") else ""
         to = record.receivers.strip(",") if record.receivers else "?"
-        return [f"{details.get('status')} -> {to} (receipt {details.get('receipt_id')}{again})"]
+        named = f"{details['format']} " if details.get("format") else ""
+        return [f"{details.get('status')} -> {to} ({named}receipt {details.get('receipt_id')}{again})"]
     if kind == HANDED_BACK:
         return [f"handed back to the broker: {details.get('why')}"]
     if kind == PRUNED:
@@ -83,10 +93,13 @@ def timeline(records: list[Record]) -> list[str]:
         this = (record.message_type, record.message_id, record.sender)
         if this != heading:
             heading = this
-            lines.append(
-                f"{record.message_type or 'unidentified message'} {record.message_id or '(no message id)'} "
-                f"from {record.sender or 'unknown sender'}"
-            )
+            if record.kind == ANSWERED:
+                lines.append(f"answers to {record.message_id}")
+            else:
+                lines.append(
+                    f"{record.message_type or 'unidentified message'} {record.message_id or '(no message id)'} "
+                    f"from {record.sender or 'unknown sender'}"
+                )
         first, *more = event_lines(record)
         lines.append(f"  {when(record)}  {record.kind:<13} {first}  [seq {record.seq}, config {record.config_version}]")
         lines.extend(f"  {'':<23}  {'':<13}   {line}" for line in more)

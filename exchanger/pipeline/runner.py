@@ -127,9 +127,12 @@ class Pipeline:
             for route in envelope.decision.route_ids:
                 metrics.ROUTED.labels(type_name, route).inc()
 
-    def _receipt(self, envelope: Envelope, receiver: str, status: str, reasons: tuple[Reason, ...]) -> Publication:
+    def _receipt(
+        self, envelope: Envelope, receiver: str, status: str, reasons: tuple[Reason, ...], format_name: str | None = None
+    ) -> Publication:
         deliveries = envelope.decision.deliveries if envelope.decision and status == ACCEPTED else ()
-        receipt_id = derived_id("receipt", receiver, envelope.message_id or "", envelope.digest, status)
+        kind = "receipt" if format_name is None else "format-receipt"
+        receipt_id = derived_id(kind, receiver, envelope.message_id or "", envelope.digest, status)
         facts = ReceiptFacts(
             receipt_id=receipt_id,
             platform_id=self.config.platform.id,
@@ -144,13 +147,14 @@ class Pipeline:
             deliveries=deliveries,
             reasons=reasons,
             carrier=envelope.carrier,
+            orig_root=etree.QName(envelope.message_type.root).localname if envelope.message_type else None,
         )
-        answer = receipt_format(answering_format(envelope, receiver))
+        answer = receipt_format(format_name or answering_format(envelope, receiver))
         # The receipt was built just now for this message alone, so it is signed without a copy.
         document = self.signer.sign(answer.build(facts), in_place=True)
         body = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
         headers = {
-            f"{HEADER}kind": "receipt",
+            f"{HEADER}kind": kind,
             f"{HEADER}status": status,
             f"{HEADER}orig-digest": envelope.digest,
             f"{HEADER}config-version": self.config.version,
@@ -176,6 +180,8 @@ class Pipeline:
             f"{HEADER}orig-digest": envelope.digest,
             f"{HEADER}config-version": self.config.version,
         }
+        if envelope.answers:
+            base_headers[f"{HEADER}answers"] = envelope.answers[:MAX_ID_HEADER]
         publications = []
         # The transport's shape of each copy the stages decided: an AMQP publication to the receiver's mailbox.
         for copy in envelope.copies:
@@ -268,6 +274,9 @@ class Pipeline:
         ]
         if connected is not None:
             publications.append(self._receipt(envelope, connected.id, REJECTED, reasons))
+            format_name = format_receipt(envelope, connected.id, reasons)
+            if format_name is not None:
+                publications.append(self._receipt(envelope, connected.id, REJECTED, reasons, format_name))
         return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
 
 
@@ -285,6 +294,23 @@ def answering_format(envelope: Envelope, receiver: str) -> str:
     if carrier.format.receipt == "DxpRep" and len(receiver) > DXP_PARTY_ID:
         return "PlatformReceipt"
     return carrier.format.receipt
+
+
+def format_receipt(envelope: Envelope, receiver: str, reasons: tuple[Reason, ...]) -> str | None:
+    """The format receipt owed besides the envelope's own, or None.
+
+    Owed when the message violates its type's schema, its type names one (``format_receipt`` in the
+    catalogue) and it came in an envelope: the format receipt travels back in a DxpMsg, which names
+    its receiver in at most 16 characters.
+    """
+    message_type = envelope.message_type
+    if message_type is None or message_type.format_receipt is None:
+        return None
+    if envelope.carrier is None or envelope.carrier.format.shape != "dxp":
+        return None
+    if not reasons or reasons[0].stage != "validate" or len(receiver) > DXP_PARTY_ID:
+        return None
+    return message_type.format_receipt
 
 
 def checking_stages(config: Config) -> list[Stage]:

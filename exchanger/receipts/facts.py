@@ -25,6 +25,7 @@ class ReceiptFacts:
     deliveries: tuple[Delivery, ...] = ()
     reasons: tuple[Reason, ...] = ()
     carrier: object = None  # the Carrier of the envelope the message came in, when it came in one
+    orig_root: str | None = None  # the local name of the message's root element, e.g. CEB311Message
 
 
 @dataclass(frozen=True)

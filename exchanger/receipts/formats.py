@@ -7,7 +7,7 @@ from typing import Callable
 
 from lxml import etree
 
-from exchanger.receipts import dxp_rep, platform
+from exchanger.receipts import ceb900, dxp_rep, platform
 from exchanger.receipts.facts import Described, ReceiptFacts
 
 
@@ -23,7 +23,12 @@ class ReceiptFormat:
 RECEIPT_FORMATS: dict[str, ReceiptFormat] = {
     "PlatformReceipt": ReceiptFormat("PlatformReceipt", platform.build, platform.describe),
     "DxpRep": ReceiptFormat("DxpRep", dxp_rep.build, dxp_rep.describe),
+    "CEB900Message": ReceiptFormat("CEB900Message", ceb900.build, ceb900.describe),
 }
+
+# Format receipts: sent besides the envelope's receipt when a message violates its type's schema;
+# a message catalogue type names one by ``format_receipt``.
+FORMAT_RECEIPTS = ("CEB900Message",)
 
 
 def receipt_format(name: str) -> ReceiptFormat:

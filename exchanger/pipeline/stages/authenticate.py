@@ -44,6 +44,7 @@ class Authenticate:
         message_type = envelope.message_type
         signed = envelope.signed_root
         envelope.message_id = message_type.message_id(signed)
+        envelope.answers = message_type.answers(signed)
         named = message_type.sender(signed)
         user_id = envelope.inbound.user_id
         if not user_id:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from exchanger.catalogue import SIGNED_BY_ENVELOPE
 from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.verifier import SignatureError, Verifier
 from exchanger.envelope import Envelope
@@ -57,6 +58,9 @@ class Verify:
         return Rejected(Reason(self.name, code, message))
 
     def __call__(self, envelope: Envelope) -> None:
+        if envelope.message_type is not None and envelope.message_type.signed_by == SIGNED_BY_ENVELOPE:
+            self._by_envelope(envelope)
+            return
         root = envelope.tree.getroot()
         cert_node = root.find(_CERT_PATH)
         if cert_node is None or not (cert_node.text or "").strip():
@@ -91,6 +95,19 @@ class Verify:
             raise self._reject(exc.code, str(exc)) from None
         envelope.signer = signer
         envelope.signed_root = verified.signed_root
+
+    def _by_envelope(self, envelope: Envelope) -> None:
+        """A type whose schema leaves no place for a signature is its signed envelope's: Data is under that signature."""
+        carrier = envelope.carrier
+        if carrier is None or carrier.signer is None:
+            name = envelope.message_type.name
+            raise self._reject(
+                "signature.envelope-required",
+                f"a {name} has no place for a signature of its own: send it in a signed envelope (a DxpMsg)",
+            )
+        # Unwrap read the carried bytes from the envelope's signed content only, so they are covered too.
+        envelope.signer = carrier.signer
+        envelope.signed_root = envelope.tree.getroot()
 
     def _refusal_without_certificate(self, root) -> SignatureError | None:
         """What the verifier's structural checks (profile, algorithms, placement, KeyInfo) say of the signature."""
