@@ -36,22 +36,22 @@ ENTERPRISE = "1101180326"  # the copCode of the official CEB311 sample: the ente
 OTHER = "3301960001"
 
 
-def ceb_catalogue(directory: Path) -> Path:
-    """The onboarded GACC 2018 catalogue without its DXP types (the envelope catalogue opens DxpMsg itself)."""
-    data = yaml.safe_load((ONBOARDING / "ceb-2018.yaml").read_text(encoding="utf-8"))
+def ceb_catalogue(directory: Path, catalogue: str = "ceb-2018.yaml") -> Path:
+    """An onboarded GACC catalogue without its DXP types (the envelope catalogue opens DxpMsg itself)."""
+    data = yaml.safe_load((ONBOARDING / catalogue).read_text(encoding="utf-8"))
     for name in ("DxpMsg", "DxpMsgSv"):
-        data["types"].pop(name)
+        data["types"].pop(name, None)
     for spec in data["types"].values():
         spec["xsd"] = str((ONBOARDING / spec["xsd"]).resolve())
-    path = directory / "ceb-2018.yaml"
+    path = directory / catalogue
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 
-def dxp_config_data(directory: Path, keys_dir: Path) -> dict:
+def dxp_config_data(directory: Path, keys_dir: Path, catalogue: str = "ceb-2018.yaml") -> dict:
     """routes.yaml for the DXP exchange: CEB types in, customs (and the national hub) taking DXP, enterprises not."""
     data = yaml.safe_load(ROUTES.read_text())
-    data["messages"] = str(ceb_catalogue(directory))
+    data["messages"] = str(ceb_catalogue(directory, catalogue))
     data["envelopes"] = str(PROJECT / "schemas" / "envelopes.yaml")
     data["keys_dir"] = str(keys_dir)
     data["participants"] = {
