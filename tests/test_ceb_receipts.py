@@ -7,6 +7,7 @@ message here is the official sample with its signature removed, signed again by 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from dxp_fixture import CEB, D, ENTERPRISE, dxp_config_data, dxp_message, make_d
 from exchange_fixture import PROJECT
 from exchanger.cli.common import Settings
 from exchanger.cli.log import trace as trace_command
+from exchanger.cli.main import main
 from exchanger.config import ConfigError, load_config
 from exchanger.dsig.verifier import Verifier
 from exchanger.envelope import Inbound
@@ -119,6 +121,13 @@ def broken_order(release: str, flood: int = 0) -> etree._Element:
     return root
 
 
+def verify_file(exchange, body: bytes):
+    """`exchanger verify` on a document, as a receiver would run it."""
+    path = exchange.config_path.parent / f"verify-{hashlib.sha256(body).hexdigest()[:12]}.xml"
+    path.write_bytes(body)
+    return CliRunner().invoke(main, ["--config", str(exchange.config_path), "verify", str(path)])
+
+
 def carried_ceb900(publication) -> etree._Element:
     """The CEB900Message the format receipt's DxpMsg carries."""
     message = ceb900.carried(etree.fromstring(publication.body))
@@ -151,6 +160,9 @@ def test_a_ceb_message_in_dxp_that_fails_its_schema_gets_a_dxprep_and_a_signed_c
     assert official_schema("2018").validate(etree.ElementTree(envelope)), official_schema("2018").error_log
     Verifier().verify(envelope, [exchange.config.platform.certificate])
     assert xmlsec1_accepts_with_ca(formatted.body, exchange.keys_dir / "ca" / "cert.pem")
+    checked = verify_file(exchange, formatted.body)
+    assert checked.exit_code == 0, checked.output
+    assert "OK   receipt: a CEB900Message the exchange wrote, signed by the envelope it travels in" in checked.output
 
     # The CEB900 inside: valid against the release's official import schema and the exchange's own.
     message = carried_ceb900(formatted)
@@ -274,6 +286,9 @@ def test_a_customs_receipt_goes_back_in_dxp_and_is_correlated_with_the_original_
     assert envelope.tag == f"{D}DxpMsg" and envelope.findtext(f"{D}TransInfo/{D}MsgType") == "CEB312Message"
     assert base64.b64decode(envelope.findtext(f"{D}Data")) == inner
     assert xmlsec1_accepts_with_ca(copy.body, exchange.keys_dir / "ca" / "cert.pem")
+    checked = verify_file(exchange, copy.body)
+    assert checked.exit_code == 0, checked.output
+    assert "OK   message: no signature of its own (none has a place in a CEB312): the envelope's, by" in checked.output
     assert recorder.flush(30)
 
     settings_path = tmp_path / "routes.yaml"

@@ -6,7 +6,7 @@ import binascii
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from exchanger.catalogue import FieldError, FieldRefused
+from exchanger.catalogue import SIGNED_BY_ENVELOPE, FieldError, FieldRefused
 from exchanger.dsig.encoding import decode_base64
 from exchanger.dsig.layers import Layer
 from exchanger.dsig.verifier import SignatureError, Verifier
@@ -14,6 +14,7 @@ from exchanger.envelope import Envelope, Inbound
 from exchanger.envelopes.dxp import NS as DXP_NS
 from exchanger.envelopes.formats import EXCHANGE, EnvelopeFormat
 from exchanger.outcome import Rejected
+from exchanger.receipts import ceb900
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
 from exchanger.pipeline.stages.validate import Validate
@@ -46,13 +47,13 @@ def _platform_layer(root, config, what: str) -> tuple[Layer, object]:
     return Layer(what, True, f"signed by the exchange ({config.platform.id})"), verified.signed_root
 
 
-def _participant_layer(data: bytes, tree, config, what: str) -> tuple[Layer, object]:
+def _participant_layer(data: bytes, tree, config, what: str) -> tuple[Layer, object, str | None]:
     outer = Envelope(Inbound(data), tree=tree)
     try:
         Verify.for_config(config)(outer)
     except Rejected as exc:
-        return Layer(what, False, str(exc)), None
-    return Layer(what, True, f"signed by {outer.signer.id}"), outer.signed_root
+        return Layer(what, False, str(exc)), None, None
+    return Layer(what, True, f"signed by {outer.signer.id}"), outer.signed_root, outer.signer.id
 
 
 def _carried(envelope_format: EnvelopeFormat, signed_root) -> tuple[Layer | None, bytes | None]:
@@ -67,16 +68,37 @@ def _carried(envelope_format: EnvelopeFormat, signed_root) -> tuple[Layer | None
         return Layer("payload", False, f"the {envelope_format.name} envelope's payload is not base64: {exc}"), None
 
 
-def _agreement(envelope_format: EnvelopeFormat, signed_root, original: bytes, config) -> list[Layer]:
+def _written_by_the_exchange(inner: Envelope) -> bool:
+    """Whether the carried message is a format receipt (CEB900), which only the exchange writes."""
+    return inner.tree is not None and inner.tree.getroot().tag == f"{{{ceb900.NS}}}{ceb900.ROOT}"
+
+
+def _agreement(envelope_format: EnvelopeFormat, signed_root, original: bytes, config, envelope_signer: str) -> list[Layer]:
     """The sender's signature inside, and the envelope's sender and type against that signed message."""
     inner = Envelope(Inbound(original))
     try:
-        for stage in (Parse(config.limits.max_message_bytes, config.limits), Identify(config.catalogue), Validate(),
-                      Verify.for_config(config)):
+        for stage in (Parse(config.limits.max_message_bytes, config.limits), Identify(config.catalogue)):
             stage(inner)
     except Rejected as exc:
+        if envelope_signer == config.platform.id and _written_by_the_exchange(inner):
+            return [Layer("receipt", True, "a CEB900Message the exchange wrote, signed by the envelope it travels in")]
         return [Layer("sender", False, str(exc))]
-    sender_layer = Layer("sender", True, f"signed by {inner.signer.id}")
+    # A type whose schema has no place for a signature is signed by its envelope, as the daemon takes it.
+    by_envelope = inner.message_type.signed_by == SIGNED_BY_ENVELOPE
+    try:
+        Validate()(inner)
+        if by_envelope:
+            inner.signed_root = inner.tree.getroot()
+        else:
+            Verify.for_config(config)(inner)
+    except Rejected as exc:
+        return [Layer("sender", False, str(exc))]
+    if by_envelope:
+        # Not "sender": that layer is judged again on the message's own signature, which it cannot have.
+        sender_layer = Layer("message", True, f"no signature of its own (none has a place in a {inner.message_type.name}): "
+                                              f"the envelope's, by {envelope_signer}")
+    else:
+        sender_layer = Layer("sender", True, f"signed by {inner.signer.id}")
     try:
         named = inner.message_type.sender(inner.signed_root)
         reader = envelope_format.reader
@@ -109,12 +131,13 @@ def verify_envelope_layers(data: bytes, config) -> tuple[list[Layer], bytes | No
         return None
     if _signed_by_platform(root, config):
         layer, signed_root = _platform_layer(root, config, "platform")
+        envelope_signer = config.platform.id
     else:
-        layer, signed_root = _participant_layer(data, tree, config, "envelope signature")
+        layer, signed_root, envelope_signer = _participant_layer(data, tree, config, "envelope signature")
     layers = [layer]
     if signed_root is None:
         return layers, None
     problem, original = _carried(envelope_format, signed_root)
     if problem is not None:
         return [*layers, problem], None
-    return [*layers, *_agreement(envelope_format, signed_root, original, config)], original
+    return [*layers, *_agreement(envelope_format, signed_root, original, config, envelope_signer)], original
