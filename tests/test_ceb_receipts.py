@@ -27,8 +27,9 @@ from exchanger.config import ConfigError, load_config
 from exchanger.dsig.verifier import Verifier
 from exchanger.envelope import Inbound
 from exchanger.journal.recorder import open_recorder
+from exchanger.outcome import Reason
 from exchanger.pipeline import build_pipeline
-from exchanger.receipts import ceb900
+from exchanger.receipts import ReceiptFacts, ceb900
 
 C = "{http://www.chinaport.gov.cn/ceb}"
 RELEASES = {
@@ -308,3 +309,27 @@ def test_a_customs_receipt_goes_back_in_dxp_and_is_correlated_with_the_original_
     back = trace(own)
     assert f"CEB312 {own} from customs" in back and f"answers message {guid}" in back
     recorder.close()
+
+
+def test_a_ceb900_about_odd_or_hostile_facts_still_validates():
+    """Whatever the refused message held, the CEB900 fits the schema: ids it cannot echo are replaced or left empty."""
+    reasons = tuple(
+        Reason("validate", "xsd", "bad \x00\x07 value " + "x" * 400, line=n, path=f"/ceb:Root/ceb:e{n}") for n in range(30)
+    )
+    facts = ReceiptFacts(
+        receipt_id="0f0e0d0c-0b0a-4909-8807-060504030201", platform_id="eport", node_id=None, receiver=ENTERPRISE,
+        status="rejected", digest="0" * 64, received_at=0.0, config_version="test",
+        orig_message_id="not-a-guid", orig_message_type="X", reasons=reasons, orig_root="CEB311MessageWithALongName",
+    )
+    message = ceb900.ceb900_message(facts)
+    ret = message.find(f"{C}MessageReturn")
+    assert ret.findtext(f"{C}guid") == "0F0E0D0C-0B0A-4909-8807-060504030201"  # the receipt's own, not a guess
+    assert ret.findtext(f"{C}oriMessageType") == "Unknown" and ret.findtext(f"{C}oriCopMsgId") == ""
+    info = ret.findtext(f"{C}returnInfo")
+    assert len(info) == 5000 and info.endswith("…") and "\x00" not in info and "\ufffd" in info
+    tree = etree.ElementTree(etree.fromstring(etree.tostring(message)))
+    for schema in (official_import_schema("2018"), official_import_schema("202205"), project_ceb900_schema()):
+        assert schema.validate(tree), schema.error_log
+    envelope = ceb900.build(facts)
+    assert official_schema("202205").validate(etree.ElementTree(envelope)), official_schema("202205").error_log
+    assert ceb900.describe(envelope).orig_message_id == "0F0E0D0C-0B0A-4909-8807-060504030201"
