@@ -31,6 +31,9 @@ def domains_from(data: dict, base: Path, registry: Registry, problems: Problems,
             if "*" in text[:-1] or text in ("", "*"):
                 problems.add(f"{at}.members", f"{text!r}: give an id, or a prefix ending in one * (such as ent-*)")
                 continue
+            if text in registry:
+                problems.add(f"{at}.members", f"{text!r} is a participant of this exchange: a peer cannot vouch for it")
+                continue
             members.append(MemberPattern(text))
         for certificate in participant.certificates if store.anchors else ():
             refused = store.assess(certificate, pid)
