@@ -80,6 +80,7 @@ _ENVELOPE = _mapping(
         "message_type": _XPATH,
         "message_type_names": {"enum": ["root", "type"]},
         "created": _XPATH,
+        "relay_path": _XPATH,
         "payload": _XPATH,
         "payload_encoding": {"enum": ["base64"]},
         "receipt": {"enum": list(RECEIPT_FORMATS)},
