@@ -44,6 +44,7 @@ class Envelope:
     receivers: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     decision: RouteDecision | None = None
+    unanswered: bool = False  # a receipt from a peer e-port: refused, it is dead-lettered without a receipt
     copies: tuple = ()  # every copy to publish, each in its receiver's envelope, signed (pipeline.decision.Copy)
 
     @property

@@ -18,12 +18,24 @@ class ReceiptFormat:
     name: str
     build: Callable[[ReceiptFacts], etree._Element]
     describe: Callable[[etree._Element], Described]
+    root: str = ""  # Clark notation
+    addressee: str = ""  # the child of the root naming whom the receipt answers (the original sender)
+    answered: str = ""  # the path, from the root, to the id of the message the receipt answers, as its sender gave it
 
 
 RECEIPT_FORMATS: dict[str, ReceiptFormat] = {
-    "PlatformReceipt": ReceiptFormat("PlatformReceipt", platform.build, platform.describe),
-    "DxpRep": ReceiptFormat("DxpRep", dxp_rep.build, dxp_rep.describe),
+    "PlatformReceipt": ReceiptFormat(
+        "PlatformReceipt", platform.build, platform.describe, "{urn:eport:exchange:1}PlatformReceipt",
+        "{urn:eport:exchange:1}ReceiverId", "{urn:eport:exchange:1}OrigMessageId",
+    ),
+    "DxpRep": ReceiptFormat(
+        "DxpRep", dxp_rep.build, dxp_rep.describe, "{http://www.chinaport.gov.cn/dxp}DxpRep",
+        "{http://www.chinaport.gov.cn/dxp}RecevierId",
+        "{http://www.chinaport.gov.cn/dxp}Response/{http://www.chinaport.gov.cn/dxp}OriHead/"
+        "{http://www.chinaport.gov.cn/dxp}CopMsgId",
+    ),
 }
+_BY_ROOT = {f.root: f for f in RECEIPT_FORMATS.values()}
 
 
 def receipt_format(name: str) -> ReceiptFormat:
@@ -34,3 +46,8 @@ def receipt_format(name: str) -> ReceiptFormat:
 def receipt_format_of(root: etree._Element) -> ReceiptFormat | None:
     """The format a stored receipt is written in, by its root element's local name, or None."""
     return RECEIPT_FORMATS.get(etree.QName(root).localname)
+
+
+def receipt_format_at(root: etree._Element) -> ReceiptFormat | None:
+    """The receipt format whose root element (namespace and name) this is, or None."""
+    return _BY_ROOT.get(root.tag)
