@@ -215,8 +215,8 @@ def test_copies_for_an_unreachable_peer_wait_and_flow_once_the_link_is_fixed(pai
         (own,) = mailbox(a.exchange, ENTERPRISE, 1, wait=30)
         assert _dxp_rep(own)[1] == "0000"
         time.sleep(2)
-        status = a.run("status", check=False).stdout
-        assert f"{B}: 1 waiting" in status, status
+        status = a.run("status", "--url", pair.daemons[A].http, check=False).stdout
+        assert f"peer e-port {B}: 1 waiting in mailbox.{B}" in status, status
         assert mailbox(b.exchange, "customs", None, wait=1) == []
     finally:
         config["participants"][B]["link"] = good
