@@ -69,6 +69,8 @@ class Envelope:
         sender = self.sender or self.connected_as
         if sender:
             context["sender"] = sender.id
+            if sender.relayed_by:
+                context["relayed_by"] = sender.relayed_by
         elif self.inbound.user_id:
             context["user_id"] = self.inbound.user_id
         if self.decision:

@@ -238,3 +238,25 @@ def test_a_revoked_peer_is_refused_with_a_receipt_and_nothing_is_lost(pair: Pair
     assert letter[1].headers["x-exchanger-stage"] == "unwrap"
     assert "certificate.revoked" in letter[1].headers["x-exchanger-reason"]
     assert mailbox(b.exchange, "customs", None, wait=1) == []
+
+
+def test_explain_and_trace_show_the_hop_across_e_ports(pair: Pair, tmp_path) -> None:
+    a, b = pair.a, pair.b
+    message_id = GUID["relay-0001"]
+    inner = _order(a, ENTERPRISE, message_id)
+    lodged = tmp_path / "lodged.xml"
+    lodged.write_bytes(a.exchange.signer(ENTERPRISE).sign_bytes(
+        dxp_message(inner, sender=ENTERPRISE, receivers=("customs",), cop_msg_id=message_id, msg_type="CustomsDeclaration")))
+    out = a.run("routes", "explain", str(lodged)).stdout
+    assert f"-> customs at the peer e-port {B} by orders-to-customs-at-b" in out, out
+    assert f"hop: waits in mailbox.{B}, carried by the link exchanger.link.{B}" in out and f"trust domain {B}: anchors" in out
+    relayed = tmp_path / "relayed.xml"
+    relayed.write_bytes(_relayed_by_a(a, inner, message_id))
+    out = b.run("routes", "explain", str(relayed)).stdout
+    assert f"hop: relayed by the peer e-port {A} (relay path {A}); signer judged in its trust domain {A}" in out, out
+    assert "-> customs by relayed-orders" in out
+
+    trace_a = a.run("trace", message_id).stdout
+    assert f"-> customs at the peer e-port {B} by orders-to-customs-at-b" in trace_a and f"over the link exchanger.link.{B}" in trace_a, trace_a
+    trace_b = b.run("trace", message_id).stdout
+    assert f"relayed by the peer e-port {A}, judged in its trust domain" in trace_b, trace_b

@@ -99,7 +99,7 @@ def peer_receipt_disposition(envelope: Envelope, receipt: PeerReceipt, config_ve
         headers=headers,
     )
     context = {"digest": envelope.digest[:16], "sender": receipt.peer.id, "type": receipt.format,
-               "routes": route, "to": receipt.addressee.id}
+               "routes": route, "to": receipt.addressee.id, "relayed_by": receipt.peer.id}
     if receipt.answered:
         context["message_id"] = receipt.answered
     return Disposition(ACCEPTED, (forward,), context=context)
