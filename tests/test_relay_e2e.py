@@ -61,8 +61,6 @@ def pair(broker, tmp_path_factory):
     running = Pair(a, b)
     yield running
     running.stop()
-    for name, daemon in running.daemons.items():
-        print(f"---- {name}\n" + "".join(daemon.raw[-30:]))
 
 
 def _document(sample: str, message_id: str, sender: str, receiver: str, signer: Signer) -> bytes:
@@ -228,18 +226,6 @@ def test_copies_for_an_unreachable_peer_wait_and_flow_once_the_link_is_fixed(pai
     assert receipt.headers["x-exchanger-relayed-by"] == B
 
 
-def test_a_revoked_peer_is_refused_with_a_receipt_and_nothing_is_lost(pair: Pair) -> None:
-    a, b = pair.a, pair.b
-    platform = load_certificate(a.keys / A / "cert.pem")
-    revoke_certificate(a.keys, platform.serial_number)
-    pair.restart(B)  # B reads A's new CRL (a SIGHUP reload would do as well)
-    _lodge(a, ENTERPRISE, _order(a, ENTERPRISE, GUID["relay-0005"]), GUID["relay-0005"])
-    (letter,) = _dead(b, 30)
-    assert letter[1].headers["x-exchanger-stage"] == "unwrap"
-    assert "certificate.revoked" in letter[1].headers["x-exchanger-reason"]
-    assert mailbox(b.exchange, "customs", None, wait=1) == []
-
-
 def test_explain_and_trace_show_the_hop_across_e_ports(pair: Pair, tmp_path) -> None:
     a, b = pair.a, pair.b
     message_id = GUID["relay-0001"]
@@ -260,3 +246,28 @@ def test_explain_and_trace_show_the_hop_across_e_ports(pair: Pair, tmp_path) -> 
     assert f"-> customs at the peer e-port {B} by orders-to-customs-at-b" in trace_a and f"over the link exchanger.link.{B}" in trace_a, trace_a
     trace_b = b.run("trace", message_id).stdout
     assert f"relayed by the peer e-port {A}, judged in its trust domain" in trace_b, trace_b
+
+
+def test_keys_check_judges_a_peers_certificate_within_its_domain(pair: Pair) -> None:
+    checked = pair.b.run("keys", "check", check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    listed = pair.b.run("keys", "list").stdout
+    row = next(line for line in listed.splitlines() if line.startswith(f"{A} (peer e-port, in its domain)"))
+    assert row.rstrip().endswith("valid") and "CN=eport-a" in row
+
+
+def test_a_revoked_peer_is_refused_with_a_receipt_and_nothing_is_lost(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    platform = load_certificate(a.keys / A / "cert.pem")
+    revoke_certificate(a.keys, platform.serial_number)
+    pair.restart(B)  # B reads A's new CRL (a SIGHUP reload would do as well)
+    _lodge(a, ENTERPRISE, _order(a, ENTERPRISE, GUID["relay-0005"]), GUID["relay-0005"])
+    (letter,) = _dead(b, 30)
+    assert letter[1].headers["x-exchanger-stage"] == "unwrap"
+    assert "certificate.revoked" in letter[1].headers["x-exchanger-reason"]
+    assert mailbox(b.exchange, "customs", None, wait=1) == []
+    # B answered with a DxpRep over its link; it answers A's own platform, which keeps it for its operators.
+    (kept,) = _dead(a, 30)
+    assert etree.fromstring(kept[2]).tag == D + "DxpRep" and "relay.unknown-addressee" in kept[1].headers["x-exchanger-reason"]
+    checked = b.run("keys", "check", check=False)
+    assert checked.returncode == 1 and f"{A} (peer e-port, in its domain)" in checked.stdout + checked.stderr
