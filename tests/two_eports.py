@@ -84,9 +84,10 @@ def _config(directory: Path, platform: str, participants: dict, routes: list, pr
     return path
 
 
-def make_pair(broker, root: Path, algorithm: str = "rsa") -> tuple[Side, Side]:
-    """E-ports A and B on fresh keys and vhosts, users, topology and links applied (daemons not started)."""
-    tag = secrets.token_hex(3)
+def write_pair(root: Path, vhosts: dict[str, str], host: str = "127.0.0.1:5672", algorithm: str = "rsa",
+               tag: str | None = None) -> tuple[dict[str, Path], dict[str, str]]:
+    """Both e-ports' keys and routes.yaml (each registering the other as a peer); their paths and user prefixes."""
+    tag = tag or secrets.token_hex(3)
     prefixes = {A: f"r{tag}a-", B: f"r{tag}b-"}
     dirs = {A: root / "a", B: root / "b"}
     people = {
@@ -97,8 +98,6 @@ def make_pair(broker, root: Path, algorithm: str = "rsa") -> tuple[Side, Side]:
     for side, identities in people.items():
         dirs[side].mkdir(parents=True)
         init_demo_pki(dirs[side] / "keys", identities, algorithm=algorithm, daemon_user=prefixes[side] + "exchanger")
-    vhosts = {A: broker.new_vhost(), B: broker.new_vhost()}
-    host = broker.base_url.split("@", 1)[1].split("/", 1)[0]
     link = {side: f"amqp://{prefixes[other]}{side}@{host}/{vhosts[other]}" for side, other in ((A, B), (B, A))}
     a_participants = {
         ENTERPRISE: {"kind": "enterprise", "name": "An importer", "envelope": "dxp"},
@@ -123,17 +122,25 @@ def make_pair(broker, root: Path, algorithm: str = "rsa") -> tuple[Side, Side]:
     ]
     paths = {A: _config(dirs[A], A, a_participants, a_routes, prefixes[A]),
              B: _config(dirs[B], B, b_participants, b_routes, prefixes[B])}
-    sides = {}
     for side in (A, B):
         other = B if side == A else A
         # The peer gives the password of the user it registered for this e-port to this e-port's operators.
         (dirs[side] / "keys" / other / "link-password").write_text((dirs[other] / "keys" / side / "amqp-password").read_text())
+    return paths, prefixes
+
+
+def make_pair(broker, root: Path, algorithm: str = "rsa") -> tuple[Side, Side]:
+    """E-ports A and B on fresh keys and vhosts, users, topology and links applied (daemons not started)."""
+    vhosts = {A: broker.new_vhost(), B: broker.new_vhost()}
+    host = broker.base_url.split("@", 1)[1].split("/", 1)[0]
+    paths, prefixes = write_pair(root, vhosts, host, algorithm)
+    sides = {}
     for side in (A, B):
         config = load_config(paths[side])
         for participant in config.registry:
             broker.track_user(participant.amqp_user)
         broker.track_user(config.broker.daemon_user)
-        exchange = Exchange(paths[side], dirs[side] / "keys", config)
+        exchange = Exchange(paths[side], paths[side].parent / "keys", config)
         exchange.url = with_vhost("amqp://127.0.0.1:5672/", vhosts[side])
         sides[side] = Side(exchange, vhosts[side], broker.admin_url(vhosts[side]), prefixes[side])
         sides[side].run("topology", "apply")
