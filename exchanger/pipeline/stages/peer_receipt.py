@@ -89,6 +89,7 @@ def peer_receipt_disposition(envelope: Envelope, receipt: PeerReceipt, config_ve
     }
     if receipt.answered:
         headers["x-exchanger-answers"] = receipt.answered
+        headers["x-exchanger-orig-message-id"] = receipt.answered
     forward = Publication(
         MAILBOX_EXCHANGE,
         receipt.addressee.id,
