@@ -21,7 +21,6 @@ from exchange_fixture import SAMPLES
 from exchanger.dsig.signer import Signer
 from exchanger.keys.material import load_certificate
 from exchanger.keys.pki import revoke_certificate
-from exchanger.transport.names import mailbox_queue
 from two_eports import A, B, ENTERPRISE, OTHER, Side, make_pair
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]

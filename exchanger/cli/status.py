@@ -70,7 +70,8 @@ def status(settings, url: str | None) -> None:
         click.echo(f"dead letters waiting: {sample.value:.0f}")
     for sample in samples.get("exchanger_peer_waiting", []):
         peer = sample.labels["peer"]
-        click.echo(f"peer e-port {peer}: {sample.value:.0f} waiting in {mailbox_queue(peer)} for its link ({LINK_PREFIX}{peer})")
+        waiting = f"{sample.value:.0f} waiting in {mailbox_queue(peer)}"
+        click.echo(f"peer e-port {peer}: {waiting} for its link ({LINK_PREFIX}{peer})")
     for sample in samples.get("exchanger_config_file_ok", []):
         click.echo(f"config version {sample.labels['version']}: {'file ok' if sample.value else 'FILE FAILS ITS CHECKS'}")
     expiring = sorted(samples.get("exchanger_certificate_expiry_days", []), key=lambda s: s.value)[:3]

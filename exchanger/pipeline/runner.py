@@ -330,9 +330,13 @@ def build_pipeline(config: Config, signer: Signer | None = None, receipts: Accep
     """Assemble the stages for one configuration version; everything expensive is built here, once."""
     signer = signer or Signer(config.platform.key_path, config.platform.certificate_path, config.signatures)
     checking = checking_stages(config)
+    # Only an exchange with peer e-ports takes receipts from one: the others' pipelines are unchanged.
+    peers = any(participant.external for participant in config.registry)
+    verify = next(stage for stage in checking if stage.name == "verify")
+    receipts_from_peers = [PeerReceipts(config.registry, config.broker.daemon_user, verify)] if peers else []
     stages: list[Stage] = [
         checking[0],
-        PeerReceipts(config.registry, config.broker.daemon_user, Verify.for_config(config)),
+        *receipts_from_peers,
         *checking[1:],
         *([Deduplicate(receipts)] if receipts is not None else []),
         Route(config.table, config.registry, config.platform.id),

@@ -58,15 +58,21 @@ class PeerReceipts:
         try:
             self.verify(signed)
         except Rejected as exc:
-            raise Rejected([Reason(self.name, r.code, f"the {answer.name}'s signature: {r.message}") for r in exc.reasons]) from None
+            raise Rejected(
+                [Reason(self.name, r.code, f"the {answer.name}'s signature: {r.message}") for r in exc.reasons]
+            ) from None
         if signed.signer.id != peer.id:
-            raise self._reject("identity.mismatch", f"the {answer.name} is signed by {signed.signer.id}, not by the peer e-port {peer.id} that sent it")
+            raise self._reject(
+                "identity.mismatch",
+                f"the {answer.name} is signed by {signed.signer.id}, not by the peer e-port {peer.id} that sent it",
+            )
         named = (signed.signed_root.findtext(answer.addressee) or "").strip()
         addressee = self.registry.get(named)
         if addressee is None or addressee.external:
             raise self._reject(
                 "relay.unknown-addressee",
-                f"the {answer.name} from the peer e-port {peer.id} answers {named or 'nobody'!r}, who is not a participant of this exchange",
+                f"the {answer.name} from the peer e-port {peer.id} answers {named or 'nobody'!r}, "
+                "who is not a participant of this exchange",
             )
         answered = (signed.signed_root.findtext(answer.answered) or "").strip()[:MAX_ANSWERED] or None
         raise PeerReceipt(answer, peer, addressee, answered)

@@ -101,7 +101,8 @@ def check_relayed(sender_id: str, relayer: Participant, connected: Participant, 
         reasons.append(Reason("authenticate", code, message))
 
     if relayer.id != connected.id:
-        refuse("identity.mismatch", f"the envelope is signed by the peer e-port {relayer.id} but the connection is {connected.id}'s")
+        refuse("identity.mismatch",
+               f"the envelope is signed by the peer e-port {relayer.id} but the connection is {connected.id}'s")
     if sender_id in registry:
         refuse("relay.own-participant",
                f"{sender_id} is a participant of this exchange: the peer e-port {relayer.id} cannot relay its messages")
