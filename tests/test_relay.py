@@ -7,6 +7,8 @@ daemon builds it, on Inbound messages with the broker user the daemon would see.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 import yaml
 from lxml import etree
@@ -173,3 +175,13 @@ def test_the_loader_checks_how_routes_name_relayed_senders(paths, tmp_path, edit
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert expected in str(caught.value)
+
+
+def test_an_sm2_enterprise_of_an_sm2_peer_is_believed_within_its_domain(tmp_path) -> None:
+    """E-port A on SM2 (its CA, platform and enterprise), B on RSA: B judges both SM2 signatures in A's domain."""
+    sm2_paths, _ = write_pair(tmp_path, {A: "vhost-a", B: "vhost-b"}, algorithm_a="sm2")
+    config = load_config(sm2_paths[B])
+    disposition = _process(config, _relayed(sm2_paths, _declaration(sm2_paths)))
+    assert disposition.outcome == "accepted", disposition.reasons
+    carried = base64.b64decode(etree.fromstring(disposition.publications[0].body).findtext(D + "Data"))
+    assert b"chinaport.gov.cn/2022/04/xmldsig#sm2-sm3" in carried, "the enterprise's SM2 signature crossed inside"

@@ -85,8 +85,11 @@ def _config(directory: Path, platform: str, participants: dict, routes: list, pr
 
 
 def write_pair(root: Path, vhosts: dict[str, str], host: str = "127.0.0.1:5672", algorithm: str = "rsa",
-               tag: str | None = None) -> tuple[dict[str, Path], dict[str, str]]:
-    """Both e-ports' keys and routes.yaml (each registering the other as a peer); their paths and user prefixes."""
+               tag: str | None = None, algorithm_a: str | None = None) -> tuple[dict[str, Path], dict[str, str]]:
+    """Both e-ports' keys and routes.yaml (each registering the other as a peer); their paths and user prefixes.
+
+    ``algorithm_a`` gives e-port A's CA, platform and participants another algorithm (such as sm2) than B's.
+    """
     tag = tag or secrets.token_hex(3)
     prefixes = {A: f"r{tag}a-", B: f"r{tag}b-"}
     dirs = {A: root / "a", B: root / "b"}
@@ -97,7 +100,8 @@ def write_pair(root: Path, vhosts: dict[str, str], host: str = "127.0.0.1:5672",
     }
     for side, identities in people.items():
         dirs[side].mkdir(parents=True)
-        init_demo_pki(dirs[side] / "keys", identities, algorithm=algorithm, daemon_user=prefixes[side] + "exchanger")
+        chosen = algorithm_a if side == A and algorithm_a else algorithm
+        init_demo_pki(dirs[side] / "keys", identities, algorithm=chosen, daemon_user=prefixes[side] + "exchanger")
     link = {side: f"amqp://{prefixes[other]}{side}@{host}/{vhosts[other]}" for side, other in ((A, B), (B, A))}
     a_participants = {
         ENTERPRISE: {"kind": "enterprise", "name": "An importer", "envelope": "dxp"},
@@ -129,11 +133,11 @@ def write_pair(root: Path, vhosts: dict[str, str], host: str = "127.0.0.1:5672",
     return paths, prefixes
 
 
-def make_pair(broker, root: Path, algorithm: str = "rsa") -> tuple[Side, Side]:
+def make_pair(broker, root: Path, algorithm: str = "rsa", algorithm_a: str | None = None) -> tuple[Side, Side]:
     """E-ports A and B on fresh keys and vhosts, users, topology and links applied (daemons not started)."""
     vhosts = {A: broker.new_vhost(), B: broker.new_vhost()}
     host = broker.base_url.split("@", 1)[1].split("/", 1)[0]
-    paths, prefixes = write_pair(root, vhosts, host, algorithm)
+    paths, prefixes = write_pair(root, vhosts, host, algorithm, algorithm_a=algorithm_a)
     sides = {}
     for side in (A, B):
         config = load_config(paths[side])
