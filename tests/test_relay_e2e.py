@@ -267,6 +267,6 @@ def test_a_revoked_peer_is_refused_with_a_receipt_and_nothing_is_lost(pair: Pair
     assert mailbox(b.exchange, "customs", None, wait=1) == []
     # B answered with a DxpRep over its link; it answers A's own platform, which keeps it for its operators.
     (kept,) = _dead(a, 30)
-    assert etree.fromstring(kept[2]).tag == D + "DxpRep" and "relay.unknown-addressee" in kept[1].headers["x-exchanger-reason"]
+    assert etree.fromstring(kept[2]).tag == D + "DxpRep" and "relay.for-platform" in kept[1].headers["x-exchanger-reason"]
     checked = b.run("keys", "check", check=False)
     assert checked.returncode == 1 and f"{A} (peer e-port, in its domain)" in checked.stdout + checked.stderr

@@ -333,7 +333,9 @@ def build_pipeline(config: Config, signer: Signer | None = None, receipts: Accep
     # Only an exchange with peer e-ports takes receipts from one: the others' pipelines are unchanged.
     peers = any(participant.external for participant in config.registry)
     verify = next(stage for stage in checking if stage.name == "verify")
-    receipts_from_peers = [PeerReceipts(config.registry, config.broker.daemon_user, verify)] if peers else []
+    receipts_from_peers = (
+        [PeerReceipts(config.registry, config.broker.daemon_user, verify, config.platform.id)] if peers else []
+    )
     stages: list[Stage] = [
         checking[0],
         *receipts_from_peers,

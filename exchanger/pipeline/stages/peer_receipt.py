@@ -36,10 +36,11 @@ class PeerReceipts:
 
     name = "peer-receipt"
 
-    def __init__(self, registry: Registry, daemon_user: str, verify: Verify):
+    def __init__(self, registry: Registry, daemon_user: str, verify: Verify, platform_id: str = ""):
         self.registry = registry
         self.daemon_user = daemon_user
         self.verify = verify
+        self.platform_id = platform_id
 
     def _reject(self, code: str, message: str) -> Rejected:
         return Rejected(Reason(self.name, code, message))
@@ -68,6 +69,14 @@ class PeerReceipts:
             )
         named = (signed.signed_root.findtext(answer.addressee) or "").strip()
         addressee = self.registry.get(named)
+        if named and named == self.platform_id:
+            # The peer refused this platform's own envelope (say, a revoked platform certificate): no
+            # participant here is named, so the operators get it, in the dead letters, with this reason.
+            raise self._reject(
+                "relay.for-platform",
+                f"the {answer.name} from the peer e-port {peer.id} answers this platform ({named}) itself: "
+                "the peer refused the envelope, not a participant's message; kept for the operators",
+            )
         if addressee is None or addressee.external:
             raise self._reject(
                 "relay.unknown-addressee",
