@@ -92,6 +92,9 @@ def test_a_copy_for_a_peer_names_the_receiver_it_hosts_and_carries_the_relay_pat
     assert root.findtext(f"{D}TransInfo/{D}ReceiverIds/{D}ReceiverId") == "customs"
     assert root.findtext(f"{D}AddInfo/{D}BizKey/{D}Key[@name='RelayPath']") == A
     assert copy.headers["x-exchanger-approved-by"] == "GACC", "a copy to a peer is data sharing: approval-gated"
+    # The enterprise's DxpRep names customs, and the peer its copy crossed to.
+    result = etree.fromstring(disposition.publications[-1].body).find(f"{D}Response/{D}Results/{D}Result")
+    assert result.findtext(D + "RecId") == "customs" and f"through the peer e-port {B}" in result.findtext(D + "Info")
 
 
 def test_an_enterprise_the_peer_does_not_vouch_for_is_refused(paths) -> None:

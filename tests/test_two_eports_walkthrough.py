@@ -26,7 +26,7 @@ def test_the_two_eports_walkthrough_runs_as_written(broker, tmp_path) -> None:
     assert done.returncode == 0, out + done.stderr
     assert "-> customs at the peer e-port eport-b by declarations-to-customs-at-b" in out
     assert "CustomsDeclaration ENTA-DEC-20240315-000001 from ent-a via route relayed-declarations in a dxp envelope" in out
-    assert "receipt accepted for ENTA-DEC-20240315-000001 (DxpRep 0000)" in out
+    assert "receipt accepted for ENTA-DEC-20240315-000001 (DxpRep 0000) -> delivered to customs" in out
     assert "DxpRep" in out and "from eport-b via route receipt-from-eport-b" in out
     assert "AgencyReceipt CUS-RCPT-20240315-004211 from customs via route receipts-from-customs-at-b" in out
     assert "over the link exchanger.link.eport-b" in out
