@@ -211,6 +211,7 @@ def _config_data(keys_dir: Path, prefix: str) -> dict:
     data = yaml.safe_load(ROUTES.read_text())
     data["keys_dir"] = str(keys_dir)
     data["messages"] = str(ROOT / data["messages"])
+    data["envelopes"] = str(ROOT / data["envelopes"])
     for pid, spec in data["participants"].items():
         spec["amqp_user"] = f"{prefix}{pid}"
     data["broker"]["daemon_user"] = f"{prefix}exchanger"

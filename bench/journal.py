@@ -48,6 +48,7 @@ def make_config(directory: Path):
     data = yaml.safe_load((ROOT / "routes.yaml").read_text())
     data["keys_dir"] = str(directory / "keys")
     data["messages"] = str(ROOT / data["messages"])
+    data["envelopes"] = str(ROOT / data["envelopes"])
     path = directory / "routes.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     keys_dir, platform_identity, participants, daemon_user = read_identities(path)
