@@ -48,6 +48,7 @@ class Pair:
         self.daemons[side].wait_for("worker.consuming")
 
     def stop(self) -> None:
+        """Stop both daemons gracefully."""
         for daemon in self.daemons.values():
             assert daemon.stop() == 0
 

@@ -34,6 +34,7 @@ class Side:
 
     @property
     def keys(self) -> Path:
+        """This e-port's keys directory: its CA, platform and participants."""
         return self.exchange.keys_dir
 
     def platform_signer(self) -> Signer:
