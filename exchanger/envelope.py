@@ -45,6 +45,7 @@ class Envelope:
     receivers: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     decision: RouteDecision | None = None
+    unanswered: bool = False  # a receipt from a peer e-port: refused, it is dead-lettered without a receipt
     copies: tuple = ()  # every copy to publish, each in its receiver's envelope, signed (pipeline.decision.Copy)
 
     @property
@@ -69,6 +70,8 @@ class Envelope:
         sender = self.sender or self.connected_as
         if sender:
             context["sender"] = sender.id
+            if sender.relayed_by:
+                context["relayed_by"] = sender.relayed_by
         elif self.inbound.user_id:
             context["user_id"] = self.inbound.user_id
         if self.decision:

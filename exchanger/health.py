@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from exchanger.config import Config, ConfigError, load_config
 from exchanger.transport.broker_version import broker_version
 from exchanger.transport.dead_letter_store import DeadLetterLog, read_log
+from exchanger.transport.names import mailbox_queue
 from exchanger.transport.url import connection_parameters
 
 log = structlog.get_logger("exchanger.health")
@@ -50,6 +51,20 @@ def days_left(certificate, now: datetime | None = None) -> float:
     return (certificate.not_valid_after_utc - now).total_seconds() / 86400
 
 
+def peer_depths(connection, config: Config) -> dict[str, int]:
+    """How many copies wait in each peer e-port's mailbox: a stalled link shows as a depth that only grows."""
+    depths = {}
+    for peer in (p for p in config.registry if p.external):
+        channel = connection.channel()
+        try:
+            depths[peer.id] = channel.queue_declare(mailbox_queue(peer.id), passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            continue  # no mailbox yet: `exchanger topology apply` makes it
+        if channel.is_open:
+            channel.close()
+    return depths
+
+
 class ExchangeCollector:
     """Metrics read at scrape time: pending dead letters and the broker's version, certificate expiry from the config."""
 
@@ -60,6 +75,7 @@ class ExchangeCollector:
         self._dead_letters = DeadLetterLog()
         self._lock = threading.Lock()
         self.broker = None
+        self.peer_waiting: dict[str, int] = {}
 
     def dead_letter_depth(self) -> int | None:
         """Dead letters nobody has replayed or purged yet, or None when the broker cannot say."""
@@ -71,6 +87,7 @@ class ExchangeCollector:
             return None
         try:
             self.broker = broker_version(connection) or self.broker
+            self.peer_waiting = peer_depths(connection, self.state.config)
             with self._lock:
                 read_log(connection.channel(), self.state.config.broker.daemon_user, into=self._dead_letters)
                 return len(self._dead_letters.pending())
@@ -87,6 +104,13 @@ class ExchangeCollector:
             dead = GaugeMetricFamily("exchanger_dead_letters", "Dead letters waiting: neither replayed nor purged.")
             dead.add_metric([], depth)
             yield dead
+        waiting = GaugeMetricFamily(
+            "exchanger_peer_waiting", "Copies waiting in each peer e-port's mailbox for its link to carry them.",
+            labels=["peer"],
+        )
+        for peer, count in sorted(self.peer_waiting.items()):
+            waiting.add_metric([peer], count)
+        yield waiting
         if self.broker is not None:
             info = GaugeMetricFamily("exchanger_broker_info", "The broker's product and version (value 1).",
                                      labels=["product", "version"])

@@ -21,6 +21,12 @@ class Participant:
     amqp_user: str
     certificates: tuple[x509.Certificate, ...] = field(default=(), compare=False, repr=False)
     envelope: str = "exchange"  # the envelope its copies travel in (a name in the envelope catalogue)
+    relayed_by: str | None = None  # for a sender registered with a peer e-port: the peer that relayed it
+
+    @classmethod
+    def relayed(cls, identity: str, peer: Participant) -> Participant:
+        """A sender registered with a peer e-port, known here only as the peer vouches for it."""
+        return cls(identity, "relayed", f"{identity}, relayed by {peer.id}", "", relayed_by=peer.id)
 
     @property
     def external(self) -> bool:

@@ -113,7 +113,7 @@ def identity_layer(data: bytes, config) -> Layer:
             stage(envelope)
         named = envelope.message_type.sender(envelope.signed_root)
         envelope.connected_as = config.registry.get(named or "") or envelope.signer
-        Authenticate(config.registry, config.broker.daemon_user)(envelope)
+        Authenticate.for_config(config)(envelope)
     except FieldError as exc:
         return Layer("sender", False, f"[authenticate/catalogue.field-error] {exc}")
     except Rejected as exc:

@@ -10,7 +10,7 @@ import click
 from cryptography import x509
 
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail, pass_settings
-from exchanger.config.loader import CertificateFile, ConfigError, read_identities, read_trust
+from exchanger.config.loader import CertificateFile, ConfigError, load_config, read_identities, read_trust
 from exchanger.keys.material import load_certificate, load_private_key, same_public_key, serial_hex
 from exchanger.errors import ExchangerError
 from exchanger.keys.builders import ALGORITHMS, algorithm_of
@@ -191,7 +191,13 @@ def _inventory(settings, warn_days: int | None) -> tuple[TrustStore, list[Row], 
     window = _window(store, warn_days)
     now = datetime.now(timezone.utc)
     rows = [_anchor_row(anchor, now, window, problems) for anchor in store.anchors]
-    rows += [_certificate_row(store, file, now, window, problems) for file in files]
+    # A peer e-port's platform certificate chains to the peer's own CA: judged in its trust domain, not here.
+    domains = _domains(settings)
+    rows += [
+        _certificate_row(domains[file.owner].store if file.owner in domains else store, file, now, window, problems,
+                         peer=file.owner in domains)
+        for file in files
+    ]
     crls = []
     for anchor, crl in store.revocation_lists():
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
@@ -217,8 +223,17 @@ def _anchor_row(anchor: x509.Certificate, now: datetime, window: int, problems: 
     return _row("(trust anchor)", anchor, left, status)
 
 
-def _certificate_row(store: TrustStore, file: CertificateFile, now: datetime, window: int, problems: list[str]) -> Row:
-    owner = f"{file.owner} (platform)" if file.platform else file.owner
+def _domains(settings) -> dict:
+    """The peers' trust domains, when the whole configuration loads; none otherwise (its problems show elsewhere)."""
+    try:
+        return dict(load_config(settings.config_path).domains)
+    except ConfigError:
+        return {}
+
+
+def _certificate_row(store: TrustStore, file: CertificateFile, now: datetime, window: int, problems: list[str],
+                     peer: bool = False) -> Row:
+    owner = f"{file.owner} (platform)" if file.platform else f"{file.owner} (peer e-port, in its domain)" if peer else file.owner
     try:
         cert = load_certificate(file.path)
     except (OSError, ValueError) as exc:

@@ -8,8 +8,10 @@ import click
 
 from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, Settings, pass_settings
 from exchanger.pipeline.explain import explain_document
+from exchanger.pipeline.stages.relay import relay_path
 from exchanger.pipeline.stages.unwrap import etree_local
 from exchanger.routing.diff import diff as routing_diff
+from exchanger.routing.hops import inbound_hop, outbound_hop
 
 
 @click.group()
@@ -56,6 +58,9 @@ def explain(settings, file: Path) -> None:
         click.echo(f"{file}: {envelope.message_type.name} {envelope.message_id} from {envelope.sender.id} to {receivers}")
     if result.signed and envelope.signer is not None:
         click.echo(f"  signature: verified, signed by {envelope.signer.id}")
+        if envelope.signer.relayed_by is not None:
+            path = relay_path(envelope.carrier.fields.get("relay_path"))
+            click.echo(f"  hop: {inbound_hop(config, envelope.signer.relayed_by, path)}")
     elif result.unsigned_refusal is not None:
         click.secho("  signature: NOT VERIFIED (the file is unsigned); the daemon would refuse it as it is:", fg="yellow")
         for reason in result.unsigned_refusal.reasons:
@@ -75,7 +80,10 @@ def explain(settings, file: Path) -> None:
         approval = f" (shared under {delivery.approval})" if delivery.approval else ""
         receiver = config.registry.get(delivery.to)
         carried_in = f", in a {receiver.envelope} envelope" if receiver is not None and receiver.envelope != "exchange" else ""
-        click.echo(f"  -> {delivery.to} by {delivery.route}{approval}{carried_in}")
+        to = f"{delivery.addressee} at the peer e-port {delivery.to}" if delivery.addressee else delivery.to
+        click.echo(f"  -> {to} by {delivery.route}{approval}{carried_in}")
+        if receiver is not None and receiver.external:
+            click.echo(f"     hop: {outbound_hop(config, delivery.to)}")
 
 
 def _show_carrier(file: Path, carrier) -> None:

@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, fail, pass_settings
 from exchanger.config.loader import ConfigError, read_metrics_address
+from exchanger.transport.links import LINK_PREFIX
+from exchanger.transport.names import mailbox_queue
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -66,6 +68,10 @@ def status(settings, url: str | None) -> None:
         click.echo(f"broker: {sample.labels['product']} {sample.labels['version']}")
     for sample in samples.get("exchanger_dead_letters", []):
         click.echo(f"dead letters waiting: {sample.value:.0f}")
+    for sample in samples.get("exchanger_peer_waiting", []):
+        peer = sample.labels["peer"]
+        waiting = f"{sample.value:.0f} waiting in {mailbox_queue(peer)}"
+        click.echo(f"peer e-port {peer}: {waiting} for its link ({LINK_PREFIX}{peer})")
     for sample in samples.get("exchanger_config_file_ok", []):
         click.echo(f"config version {sample.labels['version']}: {'file ok' if sample.value else 'FILE FAILS ITS CHECKS'}")
     expiring = sorted(samples.get("exchanger_certificate_expiry_days", []), key=lambda s: s.value)[:3]

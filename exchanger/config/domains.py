@@ -31,10 +31,15 @@ def domains_from(data: dict, base: Path, registry: Registry, problems: Problems,
             if "*" in text[:-1] or text in ("", "*"):
                 problems.add(f"{at}.members", f"{text!r}: give an id, or a prefix ending in one * (such as ent-*)")
                 continue
+            if text in registry:
+                problems.add(f"{at}.members", f"{text!r} is a participant of this exchange: a peer cannot vouch for it")
+                continue
             members.append(MemberPattern(text))
         for certificate in participant.certificates if store.anchors else ():
             refused = store.assess(certificate, pid)
-            if refused is not None:
+            # A revoked peer is a runtime refusal, not a broken configuration: the exchange runs and
+            # answers every message the peer sends with the reason, instead of refusing to start.
+            if refused is not None and refused.code != "certificate.revoked":
                 problems.add(
                     f"participants.{pid}.certificates",
                     f"{refused.code}: {refused.message} (a peer's platform certificate must chain within its own domain)",

@@ -14,7 +14,7 @@ from exchanger.envelopes.formats import NAMES_BY_TYPE, EnvelopeCatalogue, Envelo
 from exchanger.participants import Registry
 
 # Envelope keys read as catalogue fields: XPaths over the envelope, read through the one reader.
-FIELD_KEYS = ("message_type", "created", "payload")
+FIELD_KEYS = ("message_type", "created", "relay_path", "payload")
 DXP_PARTY_ID_LENGTH = 16  # the most characters DXP gives a SenderId, ReceiverId or RecId
 
 

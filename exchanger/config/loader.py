@@ -164,9 +164,9 @@ def load_config(path: Path | str) -> Config:
     check_envelopes(envelopes, catalogue, registry, platform.id, problems)
     if platform.id in registry:
         problems.add("platform.id", f"{platform.id!r} is also a participant id; the platform's identity must be its own")
-    table = routes_from(data, catalogue, registry, problems)
-    links = links_from(data, base, keys_dir, registry, problems)
     domains = domains_from(data, base, registry, problems, digest)
+    table = routes_from(data, catalogue, registry, problems, domains)
+    links = links_from(data, base, keys_dir, registry, problems)
     trust = trust_from(data, base, keys_dir, problems, digest)
     check_signers(trust, platform, registry, problems)
     # The verify stage is built from the registry alone; it finds the store the registry was checked against.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from lxml import etree
@@ -10,8 +11,9 @@ from lxml import etree
 from exchanger.catalogue import Catalogue
 from exchanger.config.messages import as_list, compile_xpath
 from exchanger.config.problems import Problems
+from exchanger.keys.domains import TrustDomain, host_finder
 from exchanger.participants import KINDS, Registry
-from exchanger.routing.rules import ADDRESSED, Approval, Route, Selector
+from exchanger.routing.rules import ADDRESSED, VIA, Approval, Route, Selector
 from exchanger.routing.table import RoutingTable
 
 _VARIABLE = re.compile(r"\$([A-Za-z_][\w-]*)")
@@ -48,7 +50,8 @@ def _compile_predicate(
 
 
 def _route_from(
-    index: int, spec: Any, catalogue: Catalogue, registry: Registry, problems: Problems
+    index: int, spec: Any, catalogue: Catalogue, registry: Registry, problems: Problems,
+    domains: Mapping[str, TrustDomain],
 ) -> Route | None:
     if not isinstance(spec, dict):
         problems.add(f"routes[{index}]", "must be a mapping")
@@ -69,6 +72,8 @@ def _route_from(
             if term.startswith("kind:"):
                 if term[5:] not in KINDS:
                     problems.add(f"{at}.{key}", f"unknown participant kind {term[5:]!r}")
+            elif term.startswith(VIA):
+                _check_via(term, key, at, registry, domains, problems)
             elif term not in registry:
                 problems.add(f"{at}.{key}", f"{term!r} is not a participant")
         selectors[key] = Selector.parse(terms)
@@ -113,19 +118,34 @@ def _route_from(
     )
 
 
-def routes_from(data: dict, catalogue: Catalogue, registry: Registry, problems: Problems) -> RoutingTable:
+def _check_via(term: str, key: str, at: str, registry: Registry, domains: Mapping[str, TrustDomain],
+               problems: Problems) -> None:
+    """``via:<peer>`` selects senders a peer e-port relays: only in from:, and only a peer with a trust domain."""
+    peer = term[len(VIA):]
+    if key != "from":
+        problems.add(f"{at}.{key}", f"{term!r}: via: selects relayed senders, so it belongs in from:; "
+                                     f"to reach a peer's members name the peer ({peer}) in to:")
+    elif peer not in registry or not registry.get(peer).external:
+        problems.add(f"{at}.{key}", f"{term!r}: {peer!r} is not a participant of kind peer-eport")
+    elif peer not in domains:
+        problems.add(f"{at}.{key}", f"{term!r}: the peer {peer} has no domain: whose signatures it relays is unchecked")
+
+
+def routes_from(data: dict, catalogue: Catalogue, registry: Registry, problems: Problems,
+                domains: Mapping[str, TrustDomain] | None = None) -> RoutingTable:
     """Compile every rule in order, noting every problem; rule ids must be unique."""
+    domains = domains or {}
     specs = data.get("routes")
     if not isinstance(specs, list) or not specs:
         problems.add("routes", "must be a list of at least one rule")
         specs = []
     routes, seen = [], set()
     for index, spec in enumerate(specs):
-        route = _route_from(index, spec, catalogue, registry, problems)
+        route = _route_from(index, spec, catalogue, registry, problems, domains)
         if route is None:
             continue
         if route.id in seen:
             problems.add(f"routes.{route.id}", "id is used by more than one rule")
         seen.add(route.id)
         routes.append(route)
-    return RoutingTable(routes, registry)
+    return RoutingTable(routes, registry, host_finder(domains, registry))

@@ -83,6 +83,7 @@ _ENVELOPE = _mapping(
         "message_type": _XPATH,
         "message_type_names": {"enum": ["root", "type"]},
         "created": _XPATH,
+        "relay_path": _XPATH,
         "payload": _XPATH,
         "payload_encoding": {"enum": ["base64"]},
         "receipt": {"enum": [name for name in RECEIPT_FORMATS if name not in FORMAT_RECEIPTS]},

@@ -62,20 +62,25 @@ def dxp_envelopes(forwarding: Forwarding, envelope_format, deliveries: tuple[Del
     sender and CreatTime when it created the message (when the exchange received it, if it did not
     say); the platform's part is its signature over the envelope. CopMsgId is derived from sender,
     message id, content and receiver, so a redelivered message makes copies with the ids receivers
-    already saw, and two copies of one message never share one.
+    already saw, and two copies of one message never share one. A copy for a peer e-port names the receiver
+    the peer hosts and carries the RelayPath: the platforms it passed through, this one last.
     """
     shaped = []
     message_type = envelope_format.type_name(forwarding.message_type)
     for delivery in deliveries:
-        copy_id = derived_id("forward-dxp", forwarding.sender, forwarding.message_id, forwarding.digest, delivery.to)
+        copy_id = derived_id("forward-dxp", forwarding.sender, forwarding.message_id, forwarding.digest, delivery.final)
+        keys = [("OrigMsgId", forwarding.message_id), ("Route", delivery.route)]
+        if delivery.to in forwarding.peers and forwarding.relay_path:
+            # Signed with the rest by this platform: the next exchange refuses a message that passed it before.
+            keys.append(("RelayPath", forwarding.relay_path))
         root = dxp_message(
             message_id=copy_id,
             sender=forwarding.sender,
-            receivers=[delivery.to],
+            receivers=[delivery.final],
             created=forwarding.created or timestamp(forwarding.received_at),
             message_type=message_type,
             document=forwarding.document,
-            keys=[("OrigMsgId", forwarding.message_id), ("Route", delivery.route)],
+            keys=keys,
         )
         shaped.append(Shaped((delivery,), copy_id, root))
     return shaped

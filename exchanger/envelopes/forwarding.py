@@ -23,6 +23,8 @@ class Forwarding:
     config_version: str
     deliveries: tuple[Delivery, ...]  # every copy made, whatever envelope each travels in
     created: str | None = None  # when the sender says it created the message, if its envelope said so
+    relay_path: str | None = None  # the RelayPath a copy for a peer e-port carries: the path so far, then this platform
+    peers: frozenset[str] = frozenset()  # the receivers that are peer e-ports
 
 
 @dataclass(frozen=True)

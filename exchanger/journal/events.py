@@ -22,6 +22,7 @@ from exchanger.journal.records import (
 from exchanger.pipeline.disposition import ACCEPTED, Disposition
 from exchanger.pipeline.disposition import REJECTED as REJECTED_OUTCOME
 from exchanger.pipeline.stages.deduplicate import DUPLICATE as DUPLICATE_OUTCOME
+from exchanger.transport.links import LINK_PREFIX
 from exchanger.transport.names import DEAD_EXCHANGE, DEAD_LETTERS
 
 HEADER = "x-exchanger-"
@@ -164,6 +165,9 @@ def processing_events(
             if publication.headers.get(f"{HEADER}kind") != "forward":
                 continue
             delivery = {"to": publication.routing_key, "route": publication.headers.get(f"{HEADER}route")}
+            if publication.headers.get(f"{HEADER}addressee"):
+                delivery["addressee"] = publication.headers[f"{HEADER}addressee"]
+                delivery["link"] = f"{LINK_PREFIX}{publication.routing_key}"
             if publication.headers.get(f"{HEADER}approved-by"):
                 delivery["approved_by"] = publication.headers[f"{HEADER}approved-by"]
                 delivery["approval_ref"] = publication.headers.get(f"{HEADER}approval-ref")
@@ -175,6 +179,8 @@ def processing_events(
         }
         if entry.answers:
             details["answers"] = entry.answers
+        if disposition.context.get("relayed_by"):
+            details["relayed_by"] = disposition.context["relayed_by"]
         events.append(Event.of(ROUTED, data=details, receivers=[f.to for f in entry.forwards], **columns))
         if entry.answers:
             events.append(_answered(entry, columns))

@@ -36,8 +36,13 @@ def _reason(reason: dict) -> str:
 
 def _delivery(delivery: dict) -> str:
     text = f"-> {delivery.get('to')} by {delivery.get('route')}"
+    if delivery.get("addressee"):
+        # The hop across e-ports: the copy is for a receiver the peer hosts, carried by the peer's link.
+        text = f"-> {delivery['addressee']} at the peer e-port {delivery.get('to')} by {delivery.get('route')}"
     if delivery.get("approved_by"):
         text += f" (shared under {delivery['approved_by']}: {delivery.get('approval_ref')})"
+    if delivery.get("addressee"):
+        text += f", over the link {delivery.get('link')}"
     return text
 
 
@@ -54,8 +59,11 @@ def event_lines(record: Record) -> list[str]:
         return [line, *extra]
     if kind == ROUTED:
         passed = ", ".join(details.get("passed") or ())
+        hop = ""
+        if details.get("relayed_by"):
+            hop = f"; relayed by the peer e-port {details['relayed_by']}, judged in its trust domain"
         answers = [f"answers message {details['answers']}"] if details.get("answers") else []
-        return [f"passed {passed}", *(_delivery(d) for d in details.get("deliveries") or ()), *answers]
+        return [f"passed {passed}{hop}", *(_delivery(d) for d in details.get("deliveries") or ()), *answers]
     if kind == ANSWERED:
         to = record.receivers.strip(",") if record.receivers else "?"
         return [

@@ -8,9 +8,11 @@ the peer's anchors and names an identity the peer may vouch for, never one of th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from exchanger.keys.trust import TrustStore
+from exchanger.participants import Participant, Registry
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,15 @@ class TrustDomain:
         anchors = ", ".join(anchor.subject.rfc4514_string() for anchor in self.store.anchors) or "none"
         members = ", ".join(pattern.text for pattern in self.members) or "its platform alone"
         return f"{self.peer_id}: anchors {anchors}; vouches for {members}"
+
+
+def host_finder(domains: Mapping[str, TrustDomain], registry: Registry) -> Callable[[str], Participant | None]:
+    """Which peer e-port hosts a receiver that is not registered here: the first whose members include it."""
+
+    def host(receiver_id: str) -> Participant | None:
+        for peer_id, domain in domains.items():
+            if receiver_id != peer_id and any(pattern.matches(receiver_id) for pattern in domain.members):
+                return registry.get(peer_id)
+        return None
+
+    return host

@@ -17,3 +17,4 @@ class Copy:
     envelope: str  # the envelope format's name in the envelope catalogue
     document_id: str  # the id the envelope gives this copy
     body: bytes
+    addressee: str | None = None  # when ``to`` is a peer e-port: the receiver it hosts, whom the copy is for

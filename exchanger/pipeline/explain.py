@@ -60,7 +60,7 @@ def explain_document(config: Config, body: bytes) -> Explanation:
         explanation.verdicts = config.table.explain(
             envelope.message_type.name, envelope.sender, envelope.receivers, envelope.signed_root, envelope.fields
         )
-        Route(config.table)(envelope)
+        Route(config.table, config.registry, config.platform.id)(envelope)
         explanation.decision = envelope.decision
     except Rejected as exc:
         explanation.rejected = exc
@@ -74,7 +74,8 @@ def _verify(stage, config: Config, explanation: Explanation) -> None:
     explanation.signed = next(root.iter(DS_SIGNATURE), None) is not None
     if explanation.signed:
         stage(envelope)
-        publisher = envelope.signer
+        # A relayed message is published by the peer e-port whose platform signed its envelope.
+        publisher = envelope.carrier.signer if envelope.signer.relayed_by is not None else envelope.signer
     else:
         explanation.unsigned_refusal = _refusal(stage, envelope)
         envelope.signed_root = unsigned_signed_root(root)

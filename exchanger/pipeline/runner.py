@@ -24,6 +24,7 @@ from exchanger.pipeline.stages.authenticate import Authenticate, connection_iden
 from exchanger.pipeline.stages.deduplicate import AcceptedReceipts, Deduplicate, Duplicate, duplicate_disposition
 from exchanger.pipeline.stages.identify import Identify
 from exchanger.pipeline.stages.parse import Parse
+from exchanger.pipeline.stages.peer_receipt import PeerReceipt, PeerReceipts, peer_receipt_disposition
 from exchanger.pipeline.stages.route import Route
 from exchanger.pipeline.stages.sign import Sign
 from exchanger.pipeline.stages.validate import Validate
@@ -100,6 +101,12 @@ class Pipeline:
                 **envelope.log_context(),
             )
             return disposition
+        except PeerReceipt as receipt:
+            disposition = peer_receipt_disposition(envelope, receipt, self.config.version)
+            self._count(envelope, disposition)
+            log.info("receipt.relayed", peer=receipt.peer.id, to=receipt.addressee.id, answers=receipt.answered,
+                     ms=round((time.perf_counter() - started) * 1000, 2), digest=envelope.digest[:16])
+            return disposition
         except Rejected as rejected:
             disposition = self._rejected(envelope, rejected.reasons)
             self._count(envelope, disposition)
@@ -128,8 +135,16 @@ class Pipeline:
                 metrics.ROUTED.labels(type_name, route).inc()
 
     def _receipt(
-        self, envelope: Envelope, receiver: str, status: str, reasons: tuple[Reason, ...], format_name: str | None = None
+        self,
+        envelope: Envelope,
+        receiver: str,
+        status: str,
+        reasons: tuple[Reason, ...],
+        format_name: str | None = None,
+        via: str | None = None,
     ) -> Publication:
+        """The signed receipt for receiver (in format_name, else the envelope's own), in its mailbox, or in that
+        of the peer e-port (via) that relayed its message."""
         deliveries = envelope.decision.deliveries if envelope.decision and status == ACCEPTED else ()
         kind = "receipt" if format_name is None else "format-receipt"
         receipt_id = derived_id(kind, receiver, envelope.message_id or "", envelope.digest, status)
@@ -161,9 +176,11 @@ class Pipeline:
         }
         if envelope.message_id:
             headers[f"{HEADER}orig-message-id"] = envelope.message_id[:MAX_ID_HEADER]
+        if via is not None:
+            headers[f"{HEADER}relayed-for"] = receiver
         return Publication(
             MAILBOX_EXCHANGE,
-            receiver,
+            via or receiver,
             body,
             message_id=receipt_id,
             correlation_id=(envelope.message_id or envelope.inbound.message_id or "")[:MAX_ID_HEADER] or None,
@@ -186,6 +203,8 @@ class Pipeline:
         # The transport's shape of each copy the stages decided: an AMQP publication to the receiver's mailbox.
         for copy in envelope.copies:
             headers = dict(base_headers, **{f"{HEADER}route": copy.route, f"{HEADER}envelope": copy.envelope})
+            if copy.addressee is not None:
+                headers[f"{HEADER}addressee"] = copy.addressee  # the receiver the peer e-port hosts
             if copy.approval is not None:
                 headers[f"{HEADER}approved-by"] = copy.approval.by
                 headers[f"{HEADER}approval-ref"] = copy.approval.ref
@@ -200,7 +219,7 @@ class Pipeline:
                     headers=headers,
                 )
             )
-        publications.append(self._receipt(envelope, envelope.sender.id, ACCEPTED, ()))
+        publications.append(self._receipt(envelope, envelope.sender.id, ACCEPTED, (), via=envelope.sender.relayed_by))
         return Disposition(ACCEPTED, tuple(publications), context=envelope.log_context())
 
     def failed(self, inbound: Inbound, error: Exception, deliveries: int) -> Disposition:
@@ -209,7 +228,7 @@ class Pipeline:
         # Best effort, only to name the message id in the receipt: the failure may lie in these stages too.
         with contextlib.suppress(Exception):
             for stage, _ in self.stages:
-                if stage.name not in ("parse", "unwrap", "identify"):
+                if stage.name not in ("parse", "peer-receipt", "unwrap", "identify"):
                     break
                 stage(envelope)
         reason = Reason(
@@ -272,12 +291,24 @@ class Pipeline:
                 content_type="application/octet-stream",
             )
         ]
-        if connected is not None:
-            publications.append(self._receipt(envelope, connected.id, REJECTED, reasons))
-            format_name = format_receipt(envelope, connected.id, reasons)
+        if connected is not None and not envelope.unanswered:
+            receiver, via = relayed_receiver(envelope, connected, self.config.registry)
+            publications.append(self._receipt(envelope, receiver, REJECTED, reasons, via=via))
+            format_name = format_receipt(envelope, receiver, reasons)
             if format_name is not None:
-                publications.append(self._receipt(envelope, connected.id, REJECTED, reasons, format_name))
+                publications.append(self._receipt(envelope, receiver, REJECTED, reasons, format_name, via=via))
         return Disposition(REJECTED, tuple(publications), reasons, context=envelope.log_context())
+
+
+def relayed_receiver(envelope: Envelope, connected, registry) -> tuple[str, str | None]:
+    """Whom a rejection answers: the connection, or, for a message a peer relayed, the sender the peer's signed
+    envelope names, through the peer's mailbox (the peer's signature vouches for the name, not for the message)."""
+    carrier = envelope.carrier
+    signer = carrier.signer if carrier is not None else None
+    if connected.external and signer is not None and signer.id == connected.id and carrier.sender:
+        if carrier.sender != connected.id and carrier.sender not in registry:
+            return carrier.sender, connected.id
+    return connected.id, None
 
 
 DXP_PARTY_ID = 16  # a DxpRep names whom it answers in at most 16 characters
@@ -323,17 +354,26 @@ def checking_stages(config: Config) -> list[Stage]:
         Identify(config.catalogue),
         Validate(),
         verify,
-        Authenticate(config.registry, config.broker.daemon_user),
+        Authenticate.for_config(config),
     ]
 
 
 def build_pipeline(config: Config, signer: Signer | None = None, receipts: AcceptedReceipts | None = None) -> Pipeline:
     """Assemble the stages for one configuration version; everything expensive is built here, once."""
     signer = signer or Signer(config.platform.key_path, config.platform.certificate_path, config.signatures)
+    checking = checking_stages(config)
+    # Only an exchange with peer e-ports takes receipts from one: the others' pipelines are unchanged.
+    peers = any(participant.external for participant in config.registry)
+    verify = next(stage for stage in checking if stage.name == "verify")
+    receipts_from_peers = (
+        [PeerReceipts(config.registry, config.broker.daemon_user, verify, config.platform.id)] if peers else []
+    )
     stages: list[Stage] = [
-        *checking_stages(config),
+        checking[0],
+        *receipts_from_peers,
+        *checking[1:],
         *([Deduplicate(receipts)] if receipts is not None else []),
-        Route(config.table),
-        Sign(signer, config.version, config.envelopes, config.registry),
+        Route(config.table, config.registry, config.platform.id),
+        Sign(signer, config.version, config.envelopes, config.registry, config.platform.id),
     ]
     return Pipeline(config, stages, signer)

@@ -157,10 +157,12 @@ def _results(facts: ReceiptFacts, code: str) -> list[tuple[str, str, str]]:
         return [(r, code, "not delivered: the message was rejected") for r in named if _party(r)][:MAX_RECEIVERS]
     results = []
     for delivery in facts.deliveries:
-        if not _party(delivery.to):
+        if not _party(delivery.final):
             continue
         approval = f", shared under {delivery.approval}" if delivery.approval is not None else ""
-        results.append((delivery.to, ACCEPTED_CODE, f"delivered by route {delivery.route}{approval}"))
+        # A receiver a peer e-port hosts is named as such, with the peer its copy crossed to.
+        hop = f", through the peer e-port {delivery.to}" if delivery.addressee else ""
+        results.append((delivery.final, ACCEPTED_CODE, f"delivered by route {delivery.route}{approval}{hop}"))
     return results
 
 

@@ -10,39 +10,51 @@ from exchanger.outcome import Reason, Rejected
 from exchanger.participants import Participant
 
 ADDRESSED = "addressed"
+VIA = "via:"  # a selector term naming the peer e-port that relays a sender registered with it
 
 
 @dataclass(frozen=True)
 class Selector:
-    """Matches participants by id (``ent-a``), by kind (``kind:customs``) or all (``*``)."""
+    """Matches participants by id (``ent-a``), by kind (``kind:customs``), all (``*``) or relayed by a peer (``via:eport-b``).
+
+    A sender registered with a peer e-port is matched by ``via:<peer>`` alone: ``*`` and kinds select this
+    exchange's own participants, so no route takes relayed messages unless it names the peer that relays them.
+    """
 
     ids: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
     anyone: bool = False
+    via: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, terms: list[str] | None) -> Selector:
         """Build a selector from config terms; no terms means anyone."""
         if not terms:
             return cls(anyone=True)
-        ids, kinds, anyone = set(), set(), False
+        ids, kinds, anyone, via = set(), set(), False, set()
         for term in terms:
             if term == "*":
                 anyone = True
             elif term.startswith("kind:"):
                 kinds.add(term[5:])
+            elif term.startswith(VIA):
+                via.add(term[len(VIA):])
             else:
                 ids.add(term)
-        return cls(frozenset(ids), frozenset(kinds), anyone)
+        return cls(frozenset(ids), frozenset(kinds), anyone, frozenset(via))
 
     def matches(self, participant: Participant) -> bool:
         """True when the participant is selected."""
+        if participant.relayed_by is not None:
+            return participant.relayed_by in self.via
         return self.anyone or participant.id in self.ids or participant.kind in self.kinds
 
     def __str__(self) -> str:
-        if self.anyone:
+        if self.anyone and not self.via:
             return "*"
-        return ", ".join(sorted(self.ids) + [f"kind:{k}" for k in sorted(self.kinds)])
+        terms = ["*"] if self.anyone else []
+        return ", ".join(terms + sorted(self.ids) + [f"kind:{k}" for k in sorted(self.kinds)]
+                         + [f"{VIA}{p}" for p in sorted(self.via)])
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,12 @@ class Delivery:
     to: str
     route: str
     approval: Approval | None = None
+    addressee: str | None = None  # when ``to`` is a peer e-port: the receiver it hosts, whom the copy is for
+
+    @property
+    def final(self) -> str:
+        """Whom the copy is for: the addressee a peer e-port hosts, else the receiver itself."""
+        return self.addressee or self.to
 
 
 @dataclass(frozen=True)

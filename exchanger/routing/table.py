@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
@@ -45,15 +46,20 @@ def _reject(code: str, message: str) -> Rejected:
 class RoutingTable:
     """Rules indexed by message type and sender, so the cost per message does not grow with the table."""
 
-    def __init__(self, routes: list[Route], registry: Registry):
+    def __init__(self, routes: list[Route], registry: Registry, hosts: Callable[[str], Participant | None] | None = None):
         self.routes = tuple(routes)
         self._registry = registry
+        # Which peer e-port hosts a receiver not registered here (the peer's domain vouches for it), if any.
+        self._hosts = hosts or (lambda receiver_id: None)
         self._order = {route.id: index for index, route in enumerate(routes)}
         self._by_sender_id: dict[tuple[str, str], list[Route]] = defaultdict(list)
         self._by_sender_kind: dict[tuple[str, str], list[Route]] = defaultdict(list)
         self._by_type: dict[str, list[Route]] = defaultdict(list)
+        self._by_via: dict[tuple[str, str], list[Route]] = defaultdict(list)
         for route in routes:
             for message_type in route.types:
+                for peer in route.senders.via:
+                    self._by_via[(message_type, peer)].append(route)
                 if route.senders.anyone:
                     self._by_type[message_type].append(route)
                     continue
@@ -70,6 +76,7 @@ class RoutingTable:
                 self._by_type.get(message_type, ()),
                 self._by_sender_id.get((message_type, sender.id), ()),
                 self._by_sender_kind.get((message_type, sender.kind), ()),
+                self._by_via.get((message_type, sender.relayed_by), ()) if sender.relayed_by else (),
             )
             for route in bucket
         }
@@ -88,17 +95,19 @@ class RoutingTable:
         applicable = [
             route
             for route in self.candidates(message_type, sender)
-            if self._receivers_match(route, addressed) and route.condition_holds(root, variables)
+            if self._receivers_match(route, [receiver for receiver, _ in addressed])
+            and route.condition_holds(root, variables)
         ]
         deliveries: dict[str, Delivery] = {}
-        for receiver in addressed:
+        for receiver, addressee in addressed:
             route = next((r for r in applicable if r.delivers_addressed and r.receivers.matches(receiver)), None)
             if route is None:
+                hop = f" (hosted by the peer e-port {receiver.id})" if addressee else ""
                 raise _reject(
                     "no-route",
-                    f"no route allows {message_type} from {sender.id} to {receiver.id}",
+                    f"no route allows {message_type} from {sender.id} to {addressee or receiver.id}{hop}",
                 )
-            deliveries[receiver.id] = Delivery(receiver.id, route.id, route.approval)
+            deliveries[addressee or receiver.id] = Delivery(receiver.id, route.id, route.approval, addressee)
         for route in applicable:
             for target in route.copies:
                 if target != sender.id and target not in deliveries:
@@ -116,7 +125,7 @@ class RoutingTable:
         variables: dict[str, str],
     ) -> list[RuleVerdict]:
         """For every rule in the table, whether it applies to this document and why."""
-        known = [self._registry.get(r) for r in receivers]
+        known = [self._registry.get(r) or self._hosts(r) for r in receivers]
         addressed = [p for p in known if p is not None]
         verdicts = []
         for route in self.routes:
@@ -129,20 +138,31 @@ class RoutingTable:
             elif not route.condition_holds(root, variables):
                 why, applies = f"condition is false: {route.when_source}", False
             else:
-                targets = [r.id for r in addressed if route.delivers_addressed and route.receivers.matches(r)]
+                targets = [
+                    _hop(r, receivers[i]) for i, r in enumerate(known)
+                    if r is not None and route.delivers_addressed and route.receivers.matches(r)
+                ]
                 targets += list(route.copies)
                 approval = f" under approval {route.approval}" if route.approval else ""
                 why, applies = f"delivers to {', '.join(targets) or 'nobody'}{approval}", True
             verdicts.append(RuleVerdict(route, applies, why))
         return verdicts
 
-    def _addressed(self, receivers: list[str]) -> list[Participant]:
+    def _addressed(self, receivers: list[str]) -> list[tuple[Participant, str | None]]:
+        """Each receiver the document names, as the participant here that takes its copy, and whom a peer hosts."""
         addressed = []
         for receiver_id in receivers:
             receiver = self._registry.get(receiver_id)
-            if receiver is None:
-                raise _reject("unknown-receiver", f"receiver {receiver_id!r} is not a participant of this exchange")
-            addressed.append(receiver)
+            if receiver is not None:
+                addressed.append((receiver, None))
+                continue
+            peer = self._hosts(receiver_id)
+            if peer is None:
+                raise _reject(
+                    "unknown-receiver",
+                    f"receiver {receiver_id!r} is not a participant of this exchange, nor a member of a peer e-port's domain",
+                )
+            addressed.append((peer, receiver_id))
         return addressed
 
     @staticmethod
@@ -151,3 +171,8 @@ class RoutingTable:
         if route.receivers.anyone:
             return True
         return any(route.receivers.matches(r) for r in addressed)
+
+
+def _hop(receiver: Participant, named: str) -> str:
+    """A receiver as explain shows it: itself, or the addressee and the peer e-port that hosts it."""
+    return receiver.id if receiver.id == named else f"{named} via the peer e-port {receiver.id}"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from exchanger.catalogue import FieldError, FieldRefused
 from exchanger.envelope import Envelope, Inbound
 from exchanger.outcome import Reason, Rejected
+from exchanger.keys.domains import TrustDomain
 from exchanger.participants import Participant, Registry
+from exchanger.pipeline.stages.relay import check_relayed, relay_path
 from exchanger.transport.dead_letters import REPLAY_USER
 
 
@@ -25,9 +29,17 @@ class Authenticate:
 
     name = "authenticate"
 
-    def __init__(self, registry: Registry, daemon_user: str):
+    def __init__(self, registry: Registry, daemon_user: str, domains: Mapping[str, TrustDomain] | None = None,
+                 platform_id: str = ""):
         self.registry = registry
         self.daemon_user = daemon_user
+        self.domains = dict(domains or {})
+        self.platform_id = platform_id
+
+    @classmethod
+    def for_config(cls, config) -> Authenticate:
+        """The stage as a configuration builds it: its participants, daemon user, peers' domains and platform id."""
+        return cls(config.registry, config.broker.daemon_user, config.domains, config.platform.id)
 
     def _reject(self, code: str, message: str) -> Rejected:
         return Rejected(Reason(self.name, code, message))
@@ -60,6 +72,9 @@ class Authenticate:
             raise self._reject("identity.no-message-id", f"the {message_type.name} names no message id")
         if not named:
             raise self._reject("identity.no-sender", f"the {message_type.name} names no sender")
+        if envelope.signer.relayed_by is not None:
+            self._relayed(envelope, named, connected)
+            return
         sender = self.registry.get(named)
         if sender is None:
             raise self._reject("identity.unknown-sender", f"the document's sender {named!r} is not a participant")
@@ -84,6 +99,23 @@ class Authenticate:
         envelope.sender = sender
         envelope.receivers = receivers
         envelope.fields = message_type.field_values(signed)
+
+    def _relayed(self, envelope: Envelope, named: str, connected: Participant) -> None:
+        """A message a peer e-port relays: its member signed it, the peer's platform the envelope around it."""
+        signer, carrier = envelope.signer, envelope.carrier
+        reasons, receivers = carrier_disagreements(envelope, named, envelope.message_type.receivers(envelope.signed_root))
+        reasons += check_relayed(
+            named, carrier.signer, connected, self.domains[carrier.signer.id], self.registry,
+            relay_path(carrier.fields.get("relay_path")), self.platform_id,
+        )
+        if signer.id != named:
+            reasons.append(Reason(self.name, "identity.mismatch",
+                                  f"the document names sender {named} but the signature is {signer.id}'s"))
+        if reasons:
+            raise Rejected(reasons)
+        envelope.sender = signer
+        envelope.receivers = receivers
+        envelope.fields = envelope.message_type.field_values(envelope.signed_root)
 
 
 def carrier_disagreements(envelope: Envelope, named: str, receivers: list[str]) -> tuple[list[Reason], list[str]]:

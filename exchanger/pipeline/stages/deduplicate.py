@@ -73,7 +73,7 @@ def duplicate_disposition(envelope: Envelope, duplicate: Duplicate, config_versi
     }
     receipt = Publication(
         MAILBOX_EXCHANGE,
-        envelope.sender.id,
+        envelope.sender.relayed_by or envelope.sender.id,  # a relayed sender's receipts go back through its peer
         duplicate.receipt,
         message_id=duplicate.receipt_id,
         correlation_id=envelope.message_id[:MAX_ID_HEADER],

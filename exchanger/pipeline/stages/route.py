@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from exchanger.envelope import Envelope
+from exchanger.participants import Registry
+from exchanger.pipeline.stages.relay import check_hops
 from exchanger.routing import RoutingTable
 
 
@@ -11,8 +13,10 @@ class Route:
 
     name = "route"
 
-    def __init__(self, table: RoutingTable):
+    def __init__(self, table: RoutingTable, registry: Registry | None = None, platform_id: str = ""):
         self.table = table
+        self.registry = registry
+        self.platform_id = platform_id
 
     def __call__(self, envelope: Envelope) -> None:
         envelope.decision = self.table.decide(
@@ -22,3 +26,5 @@ class Route:
             envelope.signed_root,
             envelope.fields,
         )
+        if self.registry is not None:
+            check_hops(envelope, self.registry, self.platform_id)

@@ -11,6 +11,7 @@ from exchanger.envelopes.forwarding import Forwarding
 from exchanger.envelopes.shapes import SHAPES
 from exchanger.participants import Registry
 from exchanger.pipeline.decision import Copy
+from exchanger.pipeline.stages.relay import received_path, written_path
 
 
 class Sign:
@@ -23,11 +24,13 @@ class Sign:
     name = "sign"
 
     def __init__(self, signer: Signer, config_version: str, envelopes: EnvelopeCatalogue | None = None,
-                 registry: Registry | None = None):
+                 registry: Registry | None = None, platform_id: str = ""):
         self.signer = signer
         self.config_version = config_version
         self.envelopes = envelopes or EnvelopeCatalogue([])
         self.registry = registry
+        self.platform_id = platform_id
+        self.peers = frozenset(p.id for p in registry or () if p.external)
 
     def _envelope_of(self, participant_id: str) -> str:
         participant = self.registry.get(participant_id) if self.registry is not None else None
@@ -46,6 +49,8 @@ class Sign:
             config_version=self.config_version,
             deliveries=deliveries,
             created=carrier.fields.get("created") if carrier is not None else None,
+            relay_path=written_path(received_path(envelope), self.platform_id),
+            peers=self.peers,
         )
         groups: dict[str, list] = {}
         for delivery in deliveries:
@@ -58,7 +63,7 @@ class Sign:
                 signed = self.signer.sign(shaped.root, in_place=True)
                 body = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
                 for delivery in shaped.deliveries:
-                    copies[delivery.to] = Copy(
-                        delivery.to, delivery.route, delivery.approval, name, shaped.document_id, body
+                    copies[delivery.final] = Copy(
+                        delivery.to, delivery.route, delivery.approval, name, shaped.document_id, body, delivery.addressee
                     )
-        envelope.copies = tuple(copies[delivery.to] for delivery in deliveries)
+        envelope.copies = tuple(copies[delivery.final] for delivery in deliveries)

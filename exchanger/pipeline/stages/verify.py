@@ -15,6 +15,7 @@ from exchanger.keys.domains import TrustDomain
 from exchanger.keys.trust import CertificateRefused, TrustStore
 from exchanger.outcome import Reason, Rejected
 from exchanger.participants import Registry
+from exchanger.pipeline.stages.relay import RelayedSignature
 
 _DS = "{http://www.w3.org/2000/09/xmldsig#}"
 _CERT_PATH = f"{_DS}Signature/{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"
@@ -43,6 +44,7 @@ class Verify:
         self.trust = trust
         # A peer e-port's platform certificate chains to the peer's own anchors, not to this exchange's.
         self.domains = dict(domains or {})
+        self.relay = RelayedSignature(self.domains, self.verifier)
         self._by_fingerprint = {
             hashlib.sha256(cert.public_bytes(Encoding.DER)).digest(): (participant, cert)
             for participant in registry
@@ -73,6 +75,11 @@ class Verify:
         except SignatureError as exc:
             raise self._structural(root, exc) from None
         signer, certificate = self._by_fingerprint.get(hashlib.sha256(der).digest(), (None, None))
+        domain = self.relay.domain_of(envelope.carrier) if signer is None else None
+        if domain is not None:
+            # Relayed by a peer e-port: its member's certificate is judged in the peer's domain alone.
+            envelope.signer, envelope.signed_root = self.relay.verify(root, der, domain, envelope.carrier.signer)
+            return
         if signer is None:
             raise self._reject(
                 "signature.certificate",
