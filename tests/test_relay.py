@@ -153,6 +153,18 @@ def test_a_peers_receipt_that_fails_its_checks_is_dead_lettered_without_an_answe
     assert [p.exchange for p in disposition.publications] == ["exchanger.dead"], "a receipt is never answered"
 
 
+def test_a_peers_receipt_invalid_against_its_schema_is_refused_though_its_platform_signed_it(paths) -> None:
+    """Nothing invalid passes: a DxpRep signed by the peer's own platform, but with no Response, is refused."""
+    config = load_config(paths[A])
+    rep = b'<dxp:DxpRep xmlns:dxp="http://www.chinaport.gov.cn/dxp" ver="1.0"><dxp:RecevierId>ent-a</dxp:RecevierId></dxp:DxpRep>'
+    signed = _signer(paths, B, B).sign_bytes(rep)
+    disposition = _process(config, signed, peer=B)
+    assert disposition.outcome == "rejected"
+    assert [(r.stage, r.code) for r in disposition.reasons][:1] == [("peer-receipt", "xsd")], disposition.reasons
+    assert "Response" in disposition.reasons[0].message and disposition.reasons[0].path == "/dxp:DxpRep/ds:Signature"
+    assert [p.exchange for p in disposition.publications] == ["exchanger.dead"], "a receipt is never answered"
+
+
 def test_a_relayed_sender_is_selected_by_via_alone() -> None:
     relayed = Participant.relayed(ENTERPRISE, Participant(A, "peer-eport", A, "u"))
     assert not Selector.parse(["*"]).matches(relayed)

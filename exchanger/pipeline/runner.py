@@ -366,7 +366,7 @@ def build_pipeline(config: Config, signer: Signer | None = None, receipts: Accep
     peers = any(participant.external for participant in config.registry)
     verify = next(stage for stage in checking if stage.name == "verify")
     receipts_from_peers = (
-        [PeerReceipts(config.registry, config.broker.daemon_user, verify, config.platform.id)] if peers else []
+        [PeerReceipts.for_config(config, verify)] if peers else []
     )
     stages: list[Stage] = [
         checking[0],

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from exchanger.envelope import Envelope
 from exchanger.outcome import Reason, Rejected
 from exchanger.pipeline.disposition import ACCEPTED, Disposition, Publication
 from exchanger.participants import Participant, Registry
 from exchanger.pipeline.stages.authenticate import connection_identity
+from exchanger.pipeline.stages.validate import MAX_REPORTED
 from exchanger.pipeline.stages.verify import Verify
 from exchanger.receipts.formats import ReceiptFormat, receipt_format_at
 from exchanger.transport.names import MAILBOX_EXCHANGE
+from exchanger.xml.schema import CompiledSchema
 
 MAX_ANSWERED = 255  # a DXP CopMsgId holds at most 255 characters
 
@@ -28,19 +32,34 @@ class PeerReceipt(Exception):
 class PeerReceipts:
     """A receipt (DxpRep, PlatformReceipt) from a peer e-port is checked and passed on, whole, to whom it answers.
 
-    It must be signed by the peer's platform (its registered certificate, judged in the peer's domain) and
-    answer a participant of this exchange. A refused one is dead-lettered without a receipt of its own: a
+    It must be valid against its format's schema, signed by the peer's platform (its registered certificate,
+    judged in the peer's domain) and answer a participant of this exchange. A refused one is dead-lettered without a receipt of its own: a
     receipt is never answered, so two exchanges can never answer each other's answers in a loop. Any other
     message passes through untouched.
     """
 
     name = "peer-receipt"
 
-    def __init__(self, registry: Registry, daemon_user: str, verify: Verify, platform_id: str = ""):
+    def __init__(
+        self,
+        registry: Registry,
+        daemon_user: str,
+        verify: Verify,
+        platform_id: str = "",
+        schemas: Mapping[str, CompiledSchema] | None = None,
+    ):
         self.registry = registry
         self.daemon_user = daemon_user
         self.verify = verify
         self.platform_id = platform_id
+        # Receipt format name -> the schema that declares it (that of the envelope it answers).
+        self.schemas = dict(schemas or {})
+
+    @classmethod
+    def for_config(cls, config, verify: Verify) -> PeerReceipts:
+        """The stage for a configuration: each receipt format checked against the schema of the envelope it answers."""
+        schemas = {f.receipt: f.reader.schema for f in config.envelopes if f.reader is not None}
+        return cls(config.registry, config.broker.daemon_user, verify, config.platform.id, schemas)
 
     def _reject(self, code: str, message: str) -> Rejected:
         return Rejected(Reason(self.name, code, message))
@@ -55,6 +74,7 @@ class PeerReceipts:
             return
         envelope.connected_as = peer
         envelope.unanswered = True
+        self._validate(envelope, answer)
         signed = Envelope(envelope.inbound, tree=envelope.tree)
         try:
             self.verify(signed)
@@ -85,6 +105,15 @@ class PeerReceipts:
             )
         answered = (signed.signed_root.findtext(answer.answered) or "").strip()[:MAX_ANSWERED] or None
         raise PeerReceipt(answer, peer, addressee, answered)
+
+    def _validate(self, envelope: Envelope, answer: ReceiptFormat) -> None:
+        """Nothing invalid passes, a peer's receipt included: refused with each violation's line and path."""
+        schema = self.schemas.get(answer.name)
+        if schema is None:
+            raise self._reject("receipt.no-schema", f"no schema of this exchange declares the {answer.name} receipt")
+        found = schema.capped_violations(envelope.tree, envelope.inbound.body, MAX_REPORTED)
+        if found.violations:
+            raise Rejected([Reason(self.name, "xsd", v.message, line=v.line, path=v.path) for v in found.violations])
 
 
 def peer_receipt_disposition(envelope: Envelope, receipt: PeerReceipt, config_version: str) -> Disposition:
