@@ -11,7 +11,7 @@ from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail
 from exchanger.cli.topology import topology_of, vhost_of
 from exchanger.transport.admin import AdminError, BrokerAdmin
 from exchanger.transport.broker_version import broker_version
-from exchanger.transport.links import PeerLink, apply_links, link_states
+from exchanger.transport.links import PeerLink, apply_links, link_name, link_states
 from exchanger.transport.url import connection_parameters, resolve_amqp_url, with_credentials
 
 _BROKER_HINTS = [
@@ -91,7 +91,7 @@ def status(settings) -> None:
     url = resolve_amqp_url(settings.amqp_url)
     vhost = vhost_of(url)
     _reachable(url)
-    names = [PeerLink(link.peer_id, "", "").name for link in config.links]
+    names = [link_name(link.peer_id) for link in config.links]
     try:
         states = link_states(BrokerAdmin(), vhost, names)
     except AdminError as exc:

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, fail, pass_settings
 from exchanger.config.loader import ConfigError, read_metrics_address
-from exchanger.transport.links import LINK_PREFIX
+from exchanger.transport.links import link_name
 from exchanger.transport.names import mailbox_queue
 
 
@@ -71,7 +71,7 @@ def status(settings, url: str | None) -> None:
     for sample in samples.get("exchanger_peer_waiting", []):
         peer = sample.labels["peer"]
         waiting = f"{sample.value:.0f} waiting in {mailbox_queue(peer)}"
-        click.echo(f"peer e-port {peer}: {waiting} for its link ({LINK_PREFIX}{peer})")
+        click.echo(f"peer e-port {peer}: {waiting} for its link ({link_name(peer)})")
     for sample in samples.get("exchanger_config_file_ok", []):
         click.echo(f"config version {sample.labels['version']}: {'file ok' if sample.value else 'FILE FAILS ITS CHECKS'}")
     expiring = sorted(samples.get("exchanger_certificate_expiry_days", []), key=lambda s: s.value)[:3]

@@ -36,6 +36,17 @@ def load_certificate(path: Path, where: str, problems: Problems) -> x509.Certifi
     return None
 
 
+def load_certificates(paths: list[Path], where: str, problems: Problems, digest: Digest) -> list[x509.Certificate]:
+    """Every readable certificate of paths, each file part of the configuration's version; problems noted."""
+    certificates = []
+    for path in paths:
+        digest.add_file(path)
+        certificate = load_certificate(path, where, problems)
+        if certificate is not None:
+            certificates.append(certificate)
+    return certificates
+
+
 def platform_from(data: dict, base: Path, keys_dir: Path, problems: Problems, digest: Digest) -> Platform:
     """The platform's identity, key and certificate (default: <keys_dir>/<id>/), checked to match."""
     spec = data.get("platform") or {}
@@ -82,12 +93,7 @@ def registry_from(data: dict, base: Path, keys_dir: Path, problems: Problems, di
             problems.add(f"{at}.amqp_user", f"broker user {user!r} is already {users[user]}'s")
         users[user] = pid
         paths = [base / p for p in as_list(spec.get("certificates"))] or [keys_dir / pid / "cert.pem"]
-        certificates = []
-        for path in paths:
-            digest.add_file(path)
-            cert = load_certificate(path, f"{at}.certificates", problems)
-            if cert is not None:
-                certificates.append(cert)
+        certificates = load_certificates(paths, f"{at}.certificates", problems, digest)
         envelope = str(spec.get("envelope", "exchange"))
         participants.append(Participant(pid, kind, str(spec.get("name", pid)), user, tuple(certificates), envelope))
     return Registry(participants)
@@ -116,12 +122,7 @@ def store_from(spec: dict, where: str, base: Path, defaults: Path | None, proble
     crl_paths = [base / p for p in as_list(spec.get("crls"))] or ([defaults / "crl.pem"] if defaults else [])
     if not anchor_paths:
         problems.add(f"{where}.anchors", "must list the CA certificates this domain's signers chain to")
-    anchors = []
-    for anchor_path in anchor_paths:
-        digest.add_file(anchor_path)
-        anchor = load_certificate(anchor_path, f"{where}.anchors", problems)
-        if anchor is not None:
-            anchors.append(anchor)
+    anchors = load_certificates(anchor_paths, f"{where}.anchors", problems, digest)
     crls = []
     for crl_path in crl_paths:
         digest.add_file(crl_path)

@@ -22,7 +22,7 @@ from exchanger.journal.records import (
 from exchanger.pipeline.disposition import ACCEPTED, Disposition
 from exchanger.pipeline.disposition import REJECTED as REJECTED_OUTCOME
 from exchanger.pipeline.stages.deduplicate import DUPLICATE as DUPLICATE_OUTCOME
-from exchanger.transport.links import LINK_PREFIX
+from exchanger.transport.links import link_name
 from exchanger.transport.names import DEAD_EXCHANGE, DEAD_LETTERS
 
 HEADER = "x-exchanger-"
@@ -167,7 +167,7 @@ def processing_events(
             delivery = {"to": publication.routing_key, "route": publication.headers.get(f"{HEADER}route")}
             if publication.headers.get(f"{HEADER}addressee"):
                 delivery["addressee"] = publication.headers[f"{HEADER}addressee"]
-                delivery["link"] = f"{LINK_PREFIX}{publication.routing_key}"
+                delivery["link"] = link_name(publication.routing_key)
             if publication.headers.get(f"{HEADER}approved-by"):
                 delivery["approved_by"] = publication.headers[f"{HEADER}approved-by"]
                 delivery["approval_ref"] = publication.headers.get(f"{HEADER}approval-ref")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from exchanger.transport.links import LINK_PREFIX
+from exchanger.transport.links import link_name
 from exchanger.transport.names import mailbox_queue
 
 
 def outbound_hop(config, peer_id: str) -> str:
     """Where a copy for a peer e-port goes: its mailbox here, the link that carries it, the peer's domain."""
     link = next((link for link in config.links if link.peer_id == peer_id), None)
-    over = f"link {LINK_PREFIX}{peer_id} to {link.url}" if link is not None else "no link configured (copies wait)"
+    over = f"link {link_name(peer_id)} to {link.url}" if link is not None else "no link configured (copies wait)"
     return f"waits in {mailbox_queue(peer_id)}, carried by the {over}; {_domain(config, peer_id)}"
 
 

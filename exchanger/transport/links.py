@@ -26,6 +26,11 @@ LINK_PREFIX = "exchanger.link."
 PREDECLARED_SINCE = (4, 0)
 
 
+def link_name(peer_id: str) -> str:
+    """The name of the shovel that carries a peer e-port's copies."""
+    return LINK_PREFIX + peer_id
+
+
 @dataclass(frozen=True)
 class PeerLink:
     """One peer's link: where its copies are read here and where they are published there."""
@@ -41,7 +46,7 @@ class PeerLink:
     @property
     def name(self) -> str:
         """The shovel's name on this broker."""
-        return LINK_PREFIX + self.peer_id
+        return link_name(self.peer_id)
 
     @property
     def destination_user(self) -> str:
