@@ -131,6 +131,22 @@ def test_a_certificate_of_the_trusted_ca_may_sign(store, template):
     store.check(load_certificate(template.keys_dir / "eport" / "cert.pem"), "eport")
 
 
+def test_a_certificate_that_is_not_pinned_is_judged_afresh_and_never_remembered(template, ca):
+    """What a relayed message carries in KeyInfo is parsed anew each time: remembering it would let senders grow
+    the store without bound. The verdict is the same as for a pinned certificate."""
+    store = TrustStore([ca.certificate], [load_crl(template.keys_dir / "ca" / "crl.pem")])
+    pem = (template.keys_dir / "ent-a" / "cert.pem").read_bytes()
+    for _ in range(50):
+        store.check(x509.load_pem_x509_certificate(pem), "ent-a", pinned=False)
+    _, expired = ca.issue("ent-a", not_before=NOW - timedelta(days=30), not_after=NOW - timedelta(days=1))
+    with pytest.raises(CertificateRefused) as caught:
+        store.check(expired, "ent-a", pinned=False)
+    assert caught.value.code == "certificate.expired"
+    assert not store._cache, "a certificate that is not pinned was remembered"
+    store.check(load_certificate(template.keys_dir / "ent-a" / "cert.pem"), "ent-a")
+    assert len(store._cache) == 1, "a pinned certificate's answer is remembered"
+
+
 def test_expired_certificate(store, ca):
     _, cert = ca.issue("ent-a", not_before=NOW - timedelta(days=30), not_after=NOW - timedelta(days=1))
     refused = refusal(store, cert)

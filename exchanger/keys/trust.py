@@ -148,30 +148,42 @@ class TrustStore:
         expected = participant_uri(participant_id) if self.identity_field == "SAN-URI" else participant_id
         return expected in identities(certificate, self.identity_field)
 
-    def check(self, certificate: x509.Certificate, identity: str | None = None, *, at: datetime | None = None) -> None:
+    def check(
+        self, certificate: x509.Certificate, identity: str | None = None, *, at: datetime | None = None, pinned: bool = True
+    ) -> None:
         """Raise CertificateRefused unless the certificate may sign (for ``identity``, when given) now or at ``at``."""
-        refused = self.assess(certificate, identity, at=at)
+        refused = self.assess(certificate, identity, at=at, pinned=pinned)
         if refused is not None:
             raise refused
 
     def assess(
-        self, certificate: x509.Certificate, identity: str | None = None, *, at: datetime | None = None
+        self,
+        certificate: x509.Certificate,
+        identity: str | None = None,
+        *,
+        at: datetime | None = None,
+        pinned: bool = True,
     ) -> CertificateRefused | None:
-        """Return why the certificate may not sign (for ``identity``, when given), or None when it may."""
+        """Return why the certificate may not sign (for ``identity``, when given), or None when it may.
+
+        A pinned certificate (one the configuration registers) has its answer remembered; any other, such as
+        one a peer e-port's member signed with, is judged afresh, so that what senders send cannot grow the cache.
+        """
         if at is not None:
             # An explicit time is a question about another moment: answered afresh, never cached.
             return self._evaluate(certificate, identity, at).refused
         now = datetime.now(timezone.utc)
         # Keyed by the certificate object, which the registry keeps for the life of this store: hashing
         # its DER would cost more than the rest of the lookup. The entry holds the object, so its id
-        # cannot be reused while the entry exists; only registered certificates get here, so it stays small.
+        # cannot be reused while the entry exists; only pinned certificates are kept, so it stays small.
         key = (id(certificate), identity)
-        cached = self._cache.get(key)
+        cached = self._cache.get(key) if pinned else None
         if cached is not None and cached[0] is certificate and (cached[1].until is None or now < cached[1].until):
             outcome = cached[1]
         else:
             outcome = self._evaluate(certificate, identity, now)
-            self._cache[key] = (certificate, outcome)
+            if pinned:
+                self._cache[key] = (certificate, outcome)
         if outcome.stale_crl is not None:
             self._alert_stale(outcome.stale_crl, now)
         return outcome.refused
