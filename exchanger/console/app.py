@@ -121,6 +121,10 @@ def _register_errors(app: Flask, settings: ConsoleSettings) -> None:
     def not_found(error):
         return page(404, "Not found", error.description or "There is no such page.")
 
+    @app.errorhandler(503)
+    def unavailable(error):
+        return page(503, "Not available now", error.description, "Try again once the broker is back.")
+
     @app.errorhandler(413)
     def too_large(_error):
         limit = settings.max_upload_bytes // 1024
