@@ -71,6 +71,11 @@ def create_app(settings: ConsoleSettings, services: ConsoleServices) -> Flask:
         """Alive: the only page that answers without sign-in."""
         return {"alive": True}
 
+    @app.get("/favicon.ico")
+    def favicon():
+        """No icon: an empty answer, so browsers stop asking."""
+        return "", 204
+
     @app.context_processor
     def globals_for_pages():
         return {"user": g.get("user"), "platform": services.config.platform, "tls": settings.tls}

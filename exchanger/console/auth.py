@@ -13,8 +13,8 @@ from exchanger.console.users import AccountError
 
 bp = Blueprint("auth", __name__)
 
-# Pages anyone may open: the health check, signing in, and the console's own scripts and styles.
-OPEN_ENDPOINTS = {"health", "auth.login", "static"}
+# Pages anyone may open: the health check, signing in, and the console's own scripts, styles and (empty) icon.
+OPEN_ENDPOINTS = {"health", "favicon", "auth.login", "static"}
 
 
 def requires(role: str):
