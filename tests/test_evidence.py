@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from daemon_fixture import Authority, write_pem
 from dsig_oracle import xmlsec1_accepts_with_ca
 from test_journal import DECLARATION, _config, _populate, _recorder
 from exchanger.cli.main import main
@@ -217,14 +218,21 @@ def test_the_cli_exports_and_verifies_and_fails_with_reasons(kept_all, tmp_path)
     exported = runner.invoke(main, ["--config", str(config.path), "evidence", "export", ACCEPTED_ID,
                                     "--sender", "ent-a", "--out", str(out)])
     assert exported.exit_code == 0, exported.output
-    checked = runner.invoke(main, ["evidence", "verify", str(out), "-v"])
+    checked = runner.invoke(main, ["--config", str(config.path), "evidence", "verify", str(out), "-v"])
     assert checked.exit_code == 0 and "OK" in checked.output, checked.output
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(_members(out.read_bytes())["certificates/ca-1.pem"])
+    assert runner.invoke(main, ["evidence", "verify", str(out), "--ca", str(ca)]).exit_code == 0
+    # Another CA is not the one this exchange's certificates chain to.
+    other_ca = write_pem(tmp_path / "other-ca.pem", Authority.create("Another CA").certificate)
+    other = runner.invoke(main, ["evidence", "verify", str(out), "--ca", str(other_ca)])
+    assert other.exit_code == 1 and "not among the CA certificates" in other.output
     out.write_bytes(_tampered(out.read_bytes(), "documents/original.xml", lambda body: body + b" "))
-    failed = runner.invoke(main, ["evidence", "verify", str(out)])
+    failed = runner.invoke(main, ["evidence", "verify", str(out), "--ca", str(ca)])
     assert failed.exit_code == 1 and "FAIL" in failed.output and "original.xml" in failed.output
     garbage = tmp_path / "garbage.zip"
     garbage.write_bytes(b"not a zip")
-    refused = runner.invoke(main, ["evidence", "verify", str(garbage)])
+    refused = runner.invoke(main, ["evidence", "verify", str(garbage), "--ca", str(ca)])
     assert refused.exit_code == 1 and "not a readable evidence bundle" in refused.output
     missing = runner.invoke(main, ["--config", str(config.path), "evidence", "export", "NO-SUCH", "--out", str(out)])
     assert missing.exit_code == 1 and "no message 'NO-SUCH'" in missing.output

@@ -46,18 +46,27 @@ def export(settings, message_id: str, sender: str | None, out: Path, sign_checkp
 @evidence.command(epilog=EXIT_CODES_HELP)
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--ca", "cas", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A CA certificate you trust (PEM); the bundle's CA must be one of them. Repeat for several.")
+              help="A CA certificate you trust (PEM), instead of the configuration's trust anchors. Repeat for several.")
 @click.option("-v", "--verbose", is_flag=True, help="List every check, not only the failed ones.")
-def verify(bundle: Path, cas: tuple[Path, ...], verbose: bool) -> None:
+@pass_settings
+def verify(settings, bundle: Path, cas: tuple[Path, ...], verbose: bool) -> None:
     """Check BUNDLE offline: every document's digest, each record's hash along the chain to the signed
-    checkpoint, the checkpoint's signature, and the certificates' chain to the CA. Exit 0 only if all hold.
+    checkpoint, the checkpoint's signature, and the certificates' chain to a CA you trust. Exit 0 only if all hold.
+
+    The CA is one given with --ca (someone without this exchange's configuration passes the CA
+    certificate they trust), or else one of the configuration's trust anchors: never merely the
+    bundle's own, which anyone could have replaced along with everything it vouches for.
     """
-    trusted = None
     if cas:
         try:
             trusted = [x509.load_pem_x509_certificate(path.read_bytes()) for path in cas]
         except ValueError as exc:
             fail(f"not a PEM certificate: {exc}", code=EXIT_FILE)
+    else:
+        config = settings.load()
+        trusted = list(config.trust.anchors) if config.trust is not None else []
+        if not trusted:
+            fail(f"{settings.config_path} names no trust anchors: give the CA certificate you trust with --ca")
     verdict = verify_bundle(bundle, trusted)
     for check in verdict.checks:
         if verbose or not check.ok:
