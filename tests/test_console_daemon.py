@@ -45,6 +45,14 @@ class Browser:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.geturl(), exc.read().decode()
 
+    def download(self, path: str, fields: dict, page: str) -> bytes:
+        """Post a form that answers with a zip, and return the zip."""
+        _, _, form = self.get(page)
+        data = urllib.parse.urlencode({**fields, "csrf_token": _CSRF.search(form).group(1)}).encode()
+        with self.opener.open(self.base + path, data=data, timeout=60) as response:
+            assert response.headers["Content-Type"] == "application/zip"
+            return response.read()
+
 
 def _wait_for_messages(browser: Browser, count: int, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
@@ -88,6 +96,10 @@ def test_the_console_starts_with_the_daemon_and_shows_its_work(broker, tmp_path)
         link = re.search(r'href="(/messages/ent-a/[^"]+)"', results).group(1)
         status, _, trace = browser.get(link)
         assert status == 200 and "routed" in trace and "delivered" in trace
+        bundle = browser.download(link + "/evidence", {"sign_checkpoint": "1"}, page=link)
+        (tmp_path / "bundle.zip").write_bytes(bundle)
+        verified = cli(exchange, exchange.url, "evidence", "verify", str(tmp_path / "bundle.zip"))
+        assert verified.returncode == 0
 
         browser.post("/logout", {}, page="/")
         assert browser.get("/")[1].startswith(base + "/login")

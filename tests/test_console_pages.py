@@ -108,3 +108,26 @@ def test_an_admin_adds_and_removes_accounts(console):
     assert console.users.get("carol") is None
     last = console.post("/accounts/admin/remove", {}, page="/accounts")
     assert last.status_code == 302 and console.users.get("admin") is not None
+
+
+def test_an_evidence_bundle_is_downloaded_with_its_token_and_recorded(console):
+    import io
+    import zipfile
+
+    _routed(console)
+    page = f"/messages/ent-a/{DECLARATION}"
+    console.sign_in("viewer")
+    text = console.client.get(page).get_data(as_text=True)
+    assert 'data-test="evidence-download"' in text and 'data-test="evidence-sign-checkpoint"' not in text
+    assert console.client.post(f"{page}/evidence").status_code == 400  # no form token
+    early = console.post(f"{page}/evidence", {"sign_checkpoint": "1"}, page=page)
+    assert early.status_code == 409 and "no signed checkpoint covers" in early.get_data(as_text=True)
+    console.client.post("/logout", data={"csrf_token": console.csrf("/")})
+    console.sign_in("operator")
+    bundle = console.post(f"{page}/evidence", {"sign_checkpoint": "1"}, page=page)
+    assert bundle.status_code == 200 and bundle.mimetype == "application/zip"
+    assert f'filename="evidence-ent-a-{DECLARATION}.zip"' in bundle.headers["Content-Disposition"]
+    names = zipfile.ZipFile(io.BytesIO(bundle.data)).namelist()
+    assert "manifest.json" in names and "records.json" in names
+    trace = console.client.get(page).get_data(as_text=True)
+    assert "evidence-export by operator via console: done" in trace
