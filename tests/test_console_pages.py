@@ -131,3 +131,14 @@ def test_an_evidence_bundle_is_downloaded_with_its_token_and_recorded(console):
     assert "manifest.json" in names and "records.json" in names
     trace = console.client.get(page).get_data(as_text=True)
     assert "evidence-export by operator via console: done" in trace
+
+
+def test_dead_letters_say_what_is_wrong_with_a_filter_or_the_broker(console):
+    console.sign_in("viewer")
+    bad = console.client.get("/dead-letters?since=yesterday")
+    assert bad.status_code == 400
+    assert "dead at most: &#39;yesterday&#39; is not a duration such as 30m" in bad.get_data(as_text=True)
+    down = console.client.get("/dead-letters")
+    assert down.status_code == 503 and "The dead letters cannot be read" in down.get_data(as_text=True)
+    nothing = console.post("/dead-letters/replay", {}, page="/routes")
+    assert nothing.status_code == 403  # a viewer may not, even with nothing chosen
