@@ -168,6 +168,7 @@ def test_the_months_figures_are_exact(november):
     figures = _figures(november)
     assert (figures.messages, figures.accepted, figures.rejected, figures.duplicates) == (11, 6, 4, 1)
     assert figures.acceptance_rate == pytest.approx(60.0)
+    assert figures.resends == 2
     assert figures.copies == 8
     assert {s.name: s.total for s in figures.by_receiver} == {"customs": 6, "ciq": 1, "terminal": 1}
     assert {s.name: s.total for s in figures.by_route} == {
@@ -299,7 +300,7 @@ def configured(tmp_path, exchange, sqlite_november) -> Path:
 def test_the_command_writes_both_and_names_them(configured, tmp_path):
     result = _run(configured, "--period", "2026-11", "--out", str(tmp_path / "reports"))
     assert result.exit_code == 0, result.output
-    assert "November 2026: 11 message(s), 6 accepted, 4 rejected, 1 duplicate(s), 8 copies delivered" in result.output
+    assert "November 2026: 11 message(s), 6 accepted, 4 rejected, 1 duplicate(s), 8 copies delivered, 2 resend(s) answered" in result.output
     assert (tmp_path / "reports/exchange-report-2026-11.pdf").read_bytes().startswith(b"%PDF-")
     assert "page(s)" in result.output and "eport (platform)" in (tmp_path / "reports/exchange-report-2026-11.html").read_text()
 

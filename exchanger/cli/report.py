@@ -49,7 +49,8 @@ def report(settings, period: str, out_dir: Path, format_: str) -> None:
         click.echo(f"no traffic in {chosen.title}: the report says so")
     else:
         click.echo(f"{chosen.title}: {figures.messages} message(s), {figures.accepted} accepted, "
-                   f"{figures.rejected} rejected, {figures.duplicates} duplicate(s), {figures.copies} copies delivered")
+                   f"{figures.rejected} rejected, {figures.duplicates} duplicate(s), {figures.copies} copies delivered, "
+                   f"{figures.resends} resend(s) answered")
     if files.html is not None:
         click.echo(f"HTML {files.html}")
     if files.pdf is not None:
