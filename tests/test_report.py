@@ -318,3 +318,28 @@ def test_the_command_says_when_a_period_had_no_traffic(configured, tmp_path):
     assert result.exit_code == 0, result.output
     assert "no traffic in 1 August 2026" in result.output
     assert json.dumps("No traffic")[1:-1] in (tmp_path / "r/exchange-report-2026-08-01.html").read_text()
+
+
+# ---- traffic through the real pipeline ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_log(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    return _postgres_schema(request.getfixturevalue("postgres_database"))
+
+
+def test_a_generated_month_adds_up_to_what_the_pipeline_decided(exchange, fresh_log):
+    from bench.month_traffic import generate
+
+    store = open_store(fresh_log)
+    made = generate(exchange.config, store, 2026, 11, 160, seed=7)
+    figures = report_figures(store, "2026-11", as_of=AS_OF)
+    store.close()
+    assert made.rejected > 0 and made.accepted > 100
+    assert (figures.accepted, figures.rejected, figures.resends) == (made.accepted, made.rejected, made.duplicates)
+    assert figures.messages == made.accepted + made.rejected  # a resend is the message it repeats
+    assert sum(r.messages for r in figures.reasons) >= made.rejected
+    assert figures.latency_delivered.count == made.accepted
+    assert figures.copies >= made.accepted

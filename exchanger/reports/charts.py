@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from exchanger.reports.figures import ReportFigures, Series
 
@@ -146,6 +147,9 @@ def _latency(figures: ReportFigures) -> str:
                   linewidth=1, markersize=3, color=colour)
     axes.set_ylabel("milliseconds (log scale)", fontsize=7)
     axes.set_yscale("log")  # a slow hour must not flatten every other hour's line
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
     _thin_ticks(axes, figures.buckets)
     _legend(axes, 2)
     return _svg(figure)

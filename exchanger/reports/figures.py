@@ -216,6 +216,8 @@ def _parse(moment: str) -> datetime:
 def _top(series: dict[str, list[int]], top: int = TOP) -> tuple[Series, ...]:
     """The biggest series by total (ties by name), the rest summed as "other"."""
     ranked = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
+    if len(ranked) == top + 1:
+        top += 1  # one more is shown by its name rather than as "other (1)"
     shown = [Series(name, tuple(counts)) for name, counts in ranked[:top]]
     rest = ranked[top:]
     if rest:
