@@ -155,7 +155,8 @@ def generate(config, store, year: int, month: int, count: int, seed: int = 2026)
     pipeline = build_pipeline(config, receipts=store)
     stages = stage_names(pipeline)
     keep = config.journal.keep_originals
-    made, pending, sent = Made(), [], []  # sent: (bytes, user) of accepted messages already in the log
+    made, pending = Made(), []
+    sent, unwritten = [], []  # (bytes, user) of accepted messages in the log, and of those still to be written
     weights = [w for w, *_ in ACCEPTED_MIX]
     began = time.perf_counter()
     for at in arrivals(year, month, count, rng):
@@ -194,8 +195,7 @@ def generate(config, store, year: int, month: int, count: int, seed: int = 2026)
         made.messages += 1
         if disposition.outcome == "accepted":
             made.accepted += 1
-            if not fault:
-                sent_now = (body, user)
+            unwritten.append((body, user))
         elif disposition.outcome == "rejected":
             made.rejected += 1
         else:
@@ -203,8 +203,8 @@ def generate(config, store, year: int, month: int, count: int, seed: int = 2026)
         if len(pending) >= BATCH:
             made.records += len(store.append(pending))
             pending = []
-            if disposition.outcome == "accepted" and not fault:
-                sent.append(sent_now)  # in the log now: a resend of it is a duplicate
+            sent.extend(unwritten)  # in the log now: a resend of one of them is a duplicate
+            unwritten = []
     if pending:
         made.records += len(store.append(pending))
     made.seconds = time.perf_counter() - began
