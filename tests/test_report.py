@@ -13,8 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from exchange_fixture import write_config
-from exchanger.cli.common import Settings
-from exchanger.cli.report import report as report_command
+from exchanger.cli.main import main
 from exchanger.journal.records import (
     ANSWERED,
     DEAD_LETTERED,
@@ -287,7 +286,9 @@ def test_a_bad_period_is_refused_with_what_is_accepted(text):
 
 
 def _run(config_path: Path, *args: str):
-    return CliRunner().invoke(report_command, list(args), obj=Settings(config_path, None, "info"))
+    """``exchanger --config CONFIG report ARGS``, as the console script runs it."""
+    env = {"EXCHANGER_CONFIG": None}
+    return CliRunner().invoke(main, ["--config", str(config_path), "report", *args], env=env)
 
 
 @pytest.fixture
@@ -343,3 +344,10 @@ def test_a_generated_month_adds_up_to_what_the_pipeline_decided(exchange, fresh_
     assert sum(r.messages for r in figures.reasons) >= made.rejected
     assert figures.latency_delivered.count == made.accepted
     assert figures.copies >= made.accepted
+
+
+def test_the_command_refuses_a_file_as_its_folder(configured, tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    result = _run(configured, "--period", "2026-11", "--out", str(tmp_path / "taken"))
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: cannot create the report folder {tmp_path / 'taken'}: a file")

@@ -130,6 +130,8 @@ def build_report(store: Store, period: ReportPeriod | str, out_dir: Path | str, 
         raise ReportError(f"unknown report format {', '.join(unknown) or '(none)'}: choose html, pdf or both")
     period = parse_report_period(period) if isinstance(period, str) else period
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"cannot create the report folder {out_dir}: a file of that name is in the way")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
