@@ -161,6 +161,7 @@ def _horizontal(names: Sequence[str], stacks: Sequence[tuple[str, Sequence[int],
     axes.grid(axis="y", visible=False)
     positions = range(len(names))
     left = [0] * len(names)
+    stacks = [stack for stack in stacks if any(stack[1])]  # no legend entry for what never happened
     for label, values, colour in stacks:
         axes.barh(positions, values, left=left, label=label, color=colour, height=0.7)
         left = [a + b for a, b in zip(left, values)]
