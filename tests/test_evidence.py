@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from daemon_fixture import Authority, write_pem
 from dsig_oracle import xmlsec1_accepts_with_ca
-from test_journal import DECLARATION, _config, _populate, _recorder
+from test_journal import _config, _populate, _recorder
 from exchanger.cli.main import main
 from exchanger.config import load_config
 from exchanger.journal.records import RECEIVED, Event
@@ -136,8 +137,7 @@ def _first_content(chain):
 
 
 def _other_certificate(exchange):
-    return lambda _body: exchange.config.registry.get("rail").certificates[0].public_bytes(
-        __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.PEM)
+    return lambda _body: exchange.config.registry.get("rail").certificates[0].public_bytes(Encoding.PEM)
 
 
 @pytest.mark.parametrize(
