@@ -16,7 +16,7 @@ import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench import ceiling, deployment, hostile, inprocess, machine, naive, report, signatures, throughput
+from bench import ceiling, deployment, hostile, inprocess, machine, naive, peer, profile, report, signatures, throughput
 from bench.processes import Daemon, Group, wait_for_quiet
 from bench.workload import KB, SIZES, Batch, Generator
 
@@ -41,15 +41,25 @@ class Profile:
     quiet_budget: float = 60.0  # seconds the run may spend in all waiting for the shared machine to be idle
     repeats: int = 1  # headline drains (the median is reported, every one is listed)
     latency_runs: int = 1  # latency runs at half the median drain rate (the median p99 is reported, all are listed)
+    peer_messages: int = 2000  # the honest peer's drain
+    prefetches: tuple[int, ...] = ()  # the prefetch sweep: a drain and a half-load latency run per setting
+    sweep_messages: int = 2000
+    sweep_latency_seconds: int = 8
+    profile_messages: int = 3000  # one worker's drain under py-spy (bench/profile.py)
+    callgrind_messages: int = 0  # and under callgrind (slow: a few minutes for 300)
 
 
 PROFILES = {
     "quick": Profile("quick", 2000, 6000, 600, (60, 100), 8, 1500,
-                     {"20KB": 600, "200KB": 80, "5MB": 6}, 400, 1, 0, 1500, 4000, 40, 1, 1),
+                     {"20KB": 600, "200KB": 80, "5MB": 6}, 400, 1, 0, 1500, 4000, 40, 1, 1,
+                     peer_messages=1000, prefetches=(4, 16, 200), sweep_messages=1500, sweep_latency_seconds=6),
     "default": Profile("default", 5000, 12000, 1500, (120, 240), 15, 3000,
-                       {"20KB": 1500, "200KB": 200, "5MB": 12}, 800, 3, 2000, 4000, 15000, 100, 3, 3),
+                       {"20KB": 1500, "200KB": 200, "5MB": 12}, 800, 3, 2000, 4000, 15000, 100, 3, 3,
+                       peer_messages=3000, prefetches=(1, 4, 8, 16, 32, 200)),
     "full": Profile("full", 20000, 40000, 3000, (300, 600), 60, 10000,
-                    {"20KB": 5000, "200KB": 800, "5MB": 40}, 2000, 5, 10000, 20000, 100000, 400, 3, 3),
+                    {"20KB": 5000, "200KB": 800, "5MB": 40}, 2000, 5, 10000, 20000, 100000, 400, 3, 3,
+                    peer_messages=10000, prefetches=(1, 2, 4, 8, 16, 32, 64, 200), sweep_messages=5000,
+                    sweep_latency_seconds=20, callgrind_messages=300),
 }
 SCALE = 10_000  # routes and participants in the large configurations
 LIGHT_LOAD = 0.25  # the lighter latency run, as a fraction of the headline drain rate
@@ -194,6 +204,7 @@ class Run:
                 self.results["latency"][key] = dict(chosen, runs=[
                     {"p50": r["copies_ms"]["50"], "p95": r["copies_ms"]["95"], "p99": r["copies_ms"]["99"],
                      "other_cores": r["other_cores"]} for r in runs.values()])
+        self.step(f"honest peer {w} processes", self.peer, f"2KB-rsa-p{w}", rsa, gen.batch(small, p.peer_messages), w)
         self.step("naive 1 process", self.naive, "2KB-rsa-p1", rsa, gen, p.naive[0], 1)
         if w > 1:
             self.step(f"naive {w} processes", self.naive, f"2KB-rsa-p{w}", rsa, gen, p.naive[1], w)
@@ -230,6 +241,58 @@ class Run:
         result = naive.measure(dep, batch, processes=processes, label=key)
         self.results["naive"][key] = asdict(result) | {"rate": result.rate}
         self.say(f"naive peer, {processes} process(es): {result.rate:,.1f} msg/s ({result.messages} in {result.seconds:.1f}s)")
+
+    def peer(self, key: str, dep, batch: Batch, processes: int) -> None:
+        senders = {dep.amqp_user(p): p for p in deployment.SENDERS}
+        result, _ = throughput.drain(
+            dep, batch, lambda: peer.Peers(dep.admin_url, dep.config.broker.prefetch, senders, processes, dep.keys_dir,
+                                           dep.algorithm),
+            label=key, before=self.quiet)
+        self.results.setdefault("peer", {})[key] = asdict(result) | {"rate": result.rate}
+        self.say(f"honest peer, {processes} process(es): {result.rate:,.0f} msg/s ({result.messages} in {result.seconds:.1f}s; "
+                 f"CPU {1000 * result.cpu['workers'] / result.messages:.2f} ms per message)")
+
+    def prefetch_sweep(self, rsa, gen: Generator) -> None:
+        """Throughput and the tail at half load per prefetch: every latency run at the same rate, half the headline's."""
+        p, w = self.profile, self.workers
+        headline = self.results["drains"].get(f"2KB-rsa-w{w}", {}).get("rate")
+        if not p.prefetches or not headline:
+            return
+        rate = headline / 2
+        sweep = self.results.setdefault("prefetch", {"rate": rate, "points": {}})
+        for prefetch in p.prefetches:
+            config = deployment.with_prefetch(rsa, prefetch)
+            outcome = self.step(f"prefetch {prefetch}", self.drain, f"prefetch {prefetch}", rsa,
+                                gen.batch(SIZES["2KB"], p.sweep_messages),
+                                lambda: self.daemon(rsa, w, config=config, declare=False, name=f"p{prefetch}"), keep=True)
+            if outcome is None:
+                continue
+            drained = self.results["drains"].pop(f"prefetch {prefetch}")
+            daemon = outcome[1]
+            try:
+                key = f"prefetch {prefetch}"
+                self.step(f"latency prefetch {prefetch}", self.latency, key, rsa,
+                          gen.batch(SIZES["2KB"], max(50, int(rate * p.sweep_latency_seconds))), rate, daemon)
+                latency = self.results["latency"].pop(key, None)
+            finally:
+                daemon.stop()
+            sweep["points"][str(prefetch)] = {
+                "rate": drained["rate"], "cpu_ms": 1000 * drained["cpu"]["workers"] / drained["messages"],
+                "latency": {k: latency[k] for k in ("copies_ms", "achieved_rate", "lost", "waits", "other_cores")}
+                if latency else None,
+            }
+
+    def profile_worker(self, rsa, gen: Generator) -> None:
+        """Where one worker's CPU goes in the drain, by category, and a flame graph (bench/profile.py)."""
+        p = self.profile
+        out = self.out_dir / "profile"
+        out.mkdir(parents=True, exist_ok=True)
+        self.quiet()
+        result = {"py_spy": profile.sample(rsa, gen, p.profile_messages, out, "worker")}
+        if p.callgrind_messages:
+            result["callgrind"] = profile.callgrind(rsa, gen, p.callgrind_messages, out, "worker")
+        self.results["profile"] = result
+        self.say("profile of one worker in the drain (bench/profile/worker.svg):\n" + profile.markdown(result))
 
     def workers_sweep(self, rsa, gen: Generator) -> None:
         p = self.profile
@@ -321,6 +384,7 @@ class Run:
         self.results["hostile"]["before"] = hostile.BEFORE
 
     def run(self, out_dir: Path) -> dict:
+        self.out_dir = out_dir
         self.say(f"profile {self.profile.name}, {self.workers} worker(s); machine: {self.results['machine']['cores']} cores "
                  f"{self.results['machine']['cpu']}, load average {self.results['machine']['load_average_at_start']}")
         try:
@@ -329,6 +393,8 @@ class Run:
             gen = Generator(rsa.keys_dir, self.tag)
             self.say(f"deployment ready: vhost {rsa.vhost}, keys and configuration in {rsa.directory}")
             self.headline(rsa, gen)
+            self.step("prefetch sweep", self.prefetch_sweep, rsa, gen)
+            self.step("profile", self.profile_worker, rsa, gen)
             self.workers_sweep(rsa, gen)
             self.sizes_sweep(rsa, gen)
             self.scale_sweep(rsa, gen)
@@ -356,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, help="documents in the headline drain (default: by profile)")
     parser.add_argument("--workers", type=int, default=2, help="workers of the headline run (default 2)")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, sweeps.png and results.json go")
+    parser.add_argument("--profile", action="store_true", dest="profile_only",
+                        help="only the profile of one worker in the drain (py-spy and callgrind, about 5 minutes): "
+                             "bench/profile/worker.{svg,txt,json}")
     parser.add_argument("--report-only", action="store_true", help="rebuild the table, RESULTS.md and chart from results.json")
     parser.add_argument("--hostile", action="store_true",
                         help="only the hostile-input cost section (a few minutes, no broker traffic); kept with the "
@@ -366,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.profile_only:
+        profile.run(args.messages or 3000, 300, out / "profile", "worker")
+        return 0
     if args.report_only:
         results = json.loads((out / "results.json").read_text())
     elif args.hostile:
