@@ -54,9 +54,9 @@ CATEGORIES = [
 
 # A thread sampled in one of these, innermost, is waiting rather than computing (py-spy's --nonblocking
 # sampling cannot always tell); such samples are counted apart and share out no CPU.
-WAITING = re.compile(r"^(poll|wait|_wait_for_tstate_lock|select|get|sleep|_wait_for_work) \(")
+WAITING = re.compile(r"^(\w+\.)?(poll|wait|_wait_for_tstate_lock|select|get|sleep|_wait_for_work) \(")
 # The message log's BEGIN and COMMIT wait for the file's lock and for fsync, with the GIL released.
-WAITING_FOR_DISK = re.compile(r"^_transaction \(exchanger/journal/sqlite\.py")
+WAITING_FOR_DISK = re.compile(r"^(\w+\.)?_transaction \(exchanger/journal/sqlite\.py")
 
 
 def categorise(stack: list[str]) -> str:

@@ -386,7 +386,7 @@ def _stages_markdown(results: dict) -> str:
 
 
 def _profile_markdown(results: dict) -> str:
-    found = results.get("profile")
+    found = results.get("worker_profile")
     if not found:
         return ""
     return ("One worker (`exchanger run --workers 1`) draining a preloaded backlog under py-spy (bench/profile.py; "

@@ -73,8 +73,9 @@ def _other_cores(drain: dict) -> float:
 class Run:
     """One benchmark run: its deployments, its generators and everything measured."""
 
-    def __init__(self, profile: Profile, workers: int):
+    def __init__(self, profile: Profile, workers: int, *, headline_only: bool = False):
         self.profile = profile
+        self.headline_only = headline_only
         self.workers = workers
         self.tag = secrets.token_hex(3)
         self.started = time.perf_counter()
@@ -291,7 +292,7 @@ class Run:
         result = {"py_spy": profile.sample(rsa, gen, p.profile_messages, out, "worker")}
         if p.callgrind_messages:
             result["callgrind"] = profile.callgrind(rsa, gen, p.callgrind_messages, out, "worker")
-        self.results["profile"] = result
+        self.results["worker_profile"] = result
         self.say("profile of one worker in the drain (bench/profile/worker.svg):\n" + profile.markdown(result))
 
     def workers_sweep(self, rsa, gen: Generator) -> None:
@@ -395,12 +396,13 @@ class Run:
             self.headline(rsa, gen)
             self.step("prefetch sweep", self.prefetch_sweep, rsa, gen)
             self.step("profile", self.profile_worker, rsa, gen)
-            self.workers_sweep(rsa, gen)
-            self.sizes_sweep(rsa, gen)
-            self.scale_sweep(rsa, gen)
-            self.step("ECDSA and SM2 deployments", self.algorithm_sweep)
-            self.backlog(rsa, gen)
-            self.step("hostile-input cost", self.hostile)
+            if not self.headline_only:
+                self.workers_sweep(rsa, gen)
+                self.sizes_sweep(rsa, gen)
+                self.scale_sweep(rsa, gen)
+                self.step("ECDSA and SM2 deployments", self.algorithm_sweep)
+                self.backlog(rsa, gen)
+                self.step("hostile-input cost", self.hostile)
         finally:
             for dep in self.deployments:
                 dep.close()
@@ -422,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, help="documents in the headline drain (default: by profile)")
     parser.add_argument("--workers", type=int, default=2, help="workers of the headline run (default 2)")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, sweeps.png and results.json go")
+    parser.add_argument("--headline", action="store_true",
+                        help="only the headline measurements (in-process, ceiling, drains, latency, both peers), the "
+                             "prefetch sweep and the profile: about half the time of the profile chosen")
     parser.add_argument("--profile", action="store_true", dest="profile_only",
                         help="only the profile of one worker in the drain (py-spy and callgrind, about 5 minutes): "
                              "bench/profile/worker.{svg,txt,json}")
@@ -455,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         profile = PROFILES[args.profile or "default"]
         if args.messages:
             profile = replace(profile, messages=args.messages)
-        results = Run(profile, args.workers).run(out)
+        results = Run(profile, args.workers, headline_only=args.headline).run(out)
+        results["headline_only"] = args.headline
         (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(report.table(results))
     report.write(results, out)

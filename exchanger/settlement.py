@@ -33,11 +33,20 @@ class Settling:
 
     # ---- hand-off to the I/O thread (any thread) -------------------------------------------------
 
-    def _from_compute(self, callback) -> None:
-        """Run ``callback`` on the I/O thread; one wake-up of its loop serves every callback queued meanwhile."""
+    def _from_compute(self, callback, *, defer: bool = False) -> None:
+        """Run ``callback`` on the I/O thread; one wake-up of its loop serves every callback queued meanwhile.
+
+        With ``defer`` the loop is not woken for it now: the caller promises a later ``_from_compute``
+        or ``_wake_io`` (the compute thread defers while more deliveries wait for it, a few at most).
+        """
         self._inbox.append(callback)
-        if self._wake_pending:
-            return  # the I/O thread has yet to empty the queue: it will run this callback too
+        if not defer:
+            self._wake_io()
+
+    def _wake_io(self) -> None:
+        """Wake the I/O thread for whatever its inbox holds, unless a wake-up is on its way already."""
+        if self._wake_pending or not self._inbox:
+            return  # the I/O thread has yet to empty the queue: it will run these callbacks too
         self._wake_pending = True
         connection = self._connection
         try:

@@ -36,6 +36,9 @@ DRAIN_TIMEOUT = 30.0
 # may disregard acks that reach them just before the channel closes after basic.cancel
 # (rabbitmq-server#10327), and the messages would come back although settled.
 CLOSE_GRACE = 1.0
+# Dispositions handed to the I/O thread with one wake-up at most while deliveries wait for the compute
+# thread: each waits for at most this many others' processing (about 2 ms each) before it is published.
+HANDOFF_BATCH = 4
 
 
 def delivery_count(inbound: Inbound) -> int:
@@ -241,7 +244,11 @@ class Worker(Settling):
 
     def _compute_loop(self) -> None:
         checked = 0.0
+        deferred = 0  # dispositions handed to the I/O thread since it was last woken
         while True:
+            if deferred and self._work.empty():
+                self._wake_io()  # nothing left to process: what was deferred goes now
+                deferred = 0
             # The reload flag is checked between two messages, and at least once a second when idle.
             try:
                 item = self._work.get(timeout=1.0)
@@ -271,7 +278,11 @@ class Worker(Settling):
                     self._from_compute(functools.partial(self._requeue_later, generation, tag))
                     continue
             entry = self.journal.processed(inbound, disposition, self.pipeline)
-            self._from_compute(functools.partial(self._settle, generation, tag, disposition, started, entry))
+            # While more deliveries wait, a few dispositions go to the I/O thread with one wake-up (each
+            # costs a socket write and a pass of pika's loop); the last before an idle moment goes at once.
+            deferred = deferred + 1 if deferred < HANDOFF_BATCH and not self._work.empty() else 0
+            self._from_compute(functools.partial(self._settle, generation, tag, disposition, started, entry),
+                               defer=deferred > 0)
 
     def _give_up(self, inbound: Inbound, error: Exception) -> Disposition | None:
         """At the broker's last delivery of a message that keeps failing: its dead letter and receipt, else None."""
