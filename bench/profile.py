@@ -70,13 +70,14 @@ def categorise(stack: list[str]) -> str:
     return "other"
 
 
+THREADS = {"compute": "compute", "MainThread": "I/O (pika)", "journal-writer": "message-log writer"}
+
+
 def _thread(stack: list[str]) -> str:
+    """The thread a stack was sampled on, from py-spy's root frame ``thread (id): name``."""
     root = stack[-1] if stack else ""
-    if "_compute_loop" in " ".join(stack):
-        return "compute"
-    if "journal/writer.py" in " ".join(stack):
-        return "message-log writer"
-    return "I/O" if "ioloop" in " ".join(stack) or "run (" in root else "other"
+    name = root.rpartition(": ")[2] if root.startswith("thread") else ""
+    return next((label for key, label in THREADS.items() if key in name), "other")
 
 
 def read_collapsed(path: Path) -> tuple[Counter, Counter, int]:
@@ -254,8 +255,9 @@ def markdown(result: dict) -> str:
         total = spy["cpu_ms_per_message"]
         for name, ms in spy["categories_ms"].items():
             lines.append(f"| {name} | {ms:.3f} | {ms / total:.0%} |")
-        lines += ["", "| thread | CPU ms per message |", "|---|---|"]
-        lines += [f"| {name} | {ms:.3f} |" for name, ms in spy["threads_ms"].items()]
+        if spy.get("threads_ms"):
+            lines += ["", "| thread | CPU ms per message |", "|---|---|"]
+            lines += [f"| {name} | {ms:.3f} |" for name, ms in spy["threads_ms"].items()]
     grind = result.get("callgrind")
     if grind:
         lines += ["", f"callgrind: **{grind['instructions_per_message'] / 1e6:.2f} M instructions per message** "
