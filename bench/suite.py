@@ -52,7 +52,8 @@ class Profile:
 PROFILES = {
     "quick": Profile("quick", 2000, 6000, 600, (60, 100), 8, 1500,
                      {"20KB": 600, "200KB": 80, "5MB": 6}, 400, 1, 0, 1500, 4000, 40, 1, 1,
-                     peer_messages=1000, prefetches=(4, 16, 200), sweep_messages=1500, sweep_latency_seconds=6),
+                     peer_messages=1000, prefetches=(4, 16, 200), sweep_messages=1500, sweep_latency_seconds=6,
+                     profile_messages=1500),
     "default": Profile("default", 5000, 12000, 1500, (120, 240), 15, 3000,
                        {"20KB": 1500, "200KB": 200, "5MB": 12}, 800, 3, 2000, 4000, 15000, 100, 3, 3,
                        peer_messages=3000, prefetches=(1, 4, 8, 16, 32, 200)),
