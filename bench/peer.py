@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pika
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from bench.ceiling import Bridge
@@ -44,7 +45,8 @@ class Peer(Bridge):
             schema = etree.XMLSchema(etree.parse(str(path)))
             self.schemas[etree.parse(str(path)).getroot().get("targetNamespace")] = schema
         self.certificates = {pid: (keys_dir / pid / "cert.pem").read_text() for pid in senders.values()}
-        self.key = (keys_dir / "eport" / "key.pem").read_bytes()
+        # Loaded once: signxml would parse (and check) an RSA key given as PEM on every signature, 50 ms each.
+        self.key = serialization.load_pem_private_key((keys_dir / "eport" / "key.pem").read_bytes(), password=None)
         self.certificate = (keys_dir / "eport" / "cert.pem").read_text()
         self.method = SignatureMethod.ECDSA_SHA256 if algorithm == "ec" else SignatureMethod.RSA_SHA256
         self.c14n = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
