@@ -450,7 +450,7 @@ def write(results: dict, out: Path) -> None:
     target_lines = "\n".join(f"- {'met' if met else '**missed**'}: {target}: {how}" for target, met, how in targets(results))
     text = f"""# Benchmark results
 
-Produced by `bin/bench{'' if results['profile'] == 'default' else ' --' + results['profile']}` on {m['date']}
+Produced by `bin/bench{'' if results['profile'] == 'default' else ' --' + results['profile']}{' --headline' if results.get('headline_only') else ''}` on {m['date']}
 (profile {results['profile']}, {results.get('seconds', 0) / 60:.1f} minutes). Raw numbers: `bench/results.json`;
 chart of the sweeps: `bench/sweeps.png`.
 
