@@ -1,69 +1,24 @@
 """The benchmark run: every measurement in one go, on the same broker, queues and documents.
 
-Profiles bound the run time on the project's 2-core machine: --quick (about 5 minutes), the default
-(about 10 minutes) and --full (30 to 40 minutes: a 100,000-message backlog and longer runs).
+Profiles (bench/profiles.py) bound the run time on the project's 2-core machine: --quick (about 7 minutes), the default
+(about 14 minutes) and --full (35 to 45 minutes: a 100,000-message backlog and longer runs); --headline about half.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import secrets
-import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench import ceiling, deployment, hostile, inprocess, machine, naive, peer, profile, report, signatures, throughput
+from bench import ceiling, deployment, hostile, inprocess, machine, naive, peer, profile, signatures, throughput
 from bench.processes import Daemon, Group, wait_for_quiet
+from bench.profiles import LIGHT_LOAD, SCALE, Profile
 from bench.workload import KB, SIZES, Batch, Generator
 
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    messages: int  # the headline drain
-    ceiling: int
-    inprocess: int
-    naive: tuple[int, int]  # documents for 1 naive process, for W processes
-    latency_seconds: int
-    workers_sweep: int
-    sizes: dict  # label -> messages for the exchanger drain
-    scale_messages: int  # in-process documents per configuration for routes / participants
-    scale_repeats: int
-    scale_e2e: int  # messages of the end-to-end drain with 10,000 routes / participants (0: skipped)
-    ec_messages: int
-    backlog: int  # the large backlog for peak RSS
-    quiet_budget: float = 60.0  # seconds the run may spend in all waiting for the shared machine to be idle
-    repeats: int = 1  # headline drains (the median is reported, every one is listed)
-    latency_runs: int = 1  # latency runs at half the median drain rate (the median p99 is reported, all are listed)
-    peer_messages: int = 2000  # the honest peer's drain
-    prefetches: tuple[int, ...] = ()  # the prefetch sweep: a drain and a half-load latency run per setting
-    sweep_messages: int = 2000
-    sweep_latency_seconds: int = 8
-    profile_messages: int = 3000  # one worker's drain under py-spy (bench/profile.py)
-    callgrind_messages: int = 0  # and under callgrind (slow: a few minutes for 300)
-
-
-PROFILES = {
-    "quick": Profile("quick", 2000, 6000, 600, (60, 100), 8, 1500,
-                     {"20KB": 600, "200KB": 80, "5MB": 6}, 400, 1, 0, 1500, 4000, 40, 1, 1,
-                     peer_messages=1000, prefetches=(4, 16, 200), sweep_messages=1500, sweep_latency_seconds=6,
-                     profile_messages=1500),
-    "default": Profile("default", 5000, 12000, 1500, (120, 240), 15, 3000,
-                       {"20KB": 1500, "200KB": 200, "5MB": 12}, 800, 3, 2000, 4000, 15000, 100, 3, 3,
-                       peer_messages=3000, prefetches=(1, 4, 8, 16, 32, 200)),
-    "full": Profile("full", 20000, 40000, 3000, (300, 600), 60, 10000,
-                    {"20KB": 5000, "200KB": 800, "5MB": 40}, 2000, 5, 10000, 20000, 100000, 400, 3, 3,
-                    peer_messages=10000, prefetches=(1, 2, 4, 8, 16, 32, 64, 200), sweep_messages=5000,
-                    sweep_latency_seconds=20, callgrind_messages=300),
-}
-SCALE = 10_000  # routes and participants in the large configurations
-LIGHT_LOAD = 0.25  # the lighter latency run, as a fraction of the headline drain rate
 
 
 def _other_cores(drain: dict) -> float:
@@ -410,65 +365,3 @@ class Run:
             self.results["seconds"] = time.perf_counter() - self.started
             self.results["machine"]["load_average_at_end"] = [round(v, 2) for v in machine.load_average()]
         return self.results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bin/bench",
-        description="Throughput, latency and memory of the exchange against the transport ceiling, the compute "
-                    "limit and a naive peer, on the local RabbitMQ.",
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_const", const="quick", dest="profile", help="about 5 minutes")
-    group.add_argument("--full", action="store_const", const="full", dest="profile",
-                       help="30 to 40 minutes: 100,000-message backlog, 3 x 60 s of latency, more of everything")
-    parser.add_argument("--messages", type=int, help="documents in the headline drain (default: by profile)")
-    parser.add_argument("--workers", type=int, default=2, help="workers of the headline run (default 2)")
-    parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, sweeps.png and results.json go")
-    parser.add_argument("--headline", action="store_true",
-                        help="only the headline measurements (in-process, ceiling, drains, latency, both peers), the "
-                             "prefetch sweep and the profile: about half the time of the profile chosen")
-    parser.add_argument("--profile", action="store_true", dest="profile_only",
-                        help="only the profile of one worker in the drain (py-spy and callgrind, about 5 minutes): "
-                             "bench/profile/worker.{svg,txt,json}")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the table, RESULTS.md and chart from results.json")
-    parser.add_argument("--hostile", action="store_true",
-                        help="only the hostile-input cost section (a few minutes, no broker traffic); kept with the "
-                             "other results in results.json and RESULTS.md")
-    args = parser.parse_args(argv)
-    # Clean up (vhost, broker users, temporary keys) when stopped, even when started in the background.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    if args.profile_only:
-        profile.run(args.messages or 3000, 300, out / "profile", "worker")
-        return 0
-    if args.report_only:
-        results = json.loads((out / "results.json").read_text())
-    elif args.hostile:
-        results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
-        measured = hostile.run(print, quick=args.profile == "quick")
-        measured["before"] = hostile.BEFORE
-        print(hostile.markdown(measured))
-        if results is None:
-            (out / "hostile.json").write_text(json.dumps(measured, indent=1))
-            print(f"written: {out / 'hostile.json'} (no results.json to add it to)")
-            return 0
-        results["hostile"] = measured
-        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    else:
-        profile = PROFILES[args.profile or "default"]
-        if args.messages:
-            profile = replace(profile, messages=args.messages)
-        results = Run(profile, args.workers, headline_only=args.headline).run(out)
-        results["headline_only"] = args.headline
-        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    print(report.table(results))
-    report.write(results, out)
-    print(f"\nwritten: {out / 'RESULTS.md'}, {out / 'sweeps.png'}, {out / 'results.json'}")
-    return 1 if results["errors"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
