@@ -303,3 +303,12 @@ def _issue_many(keys_dir: Path, ids: list[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         certificate = build_participant_certificate(key, pid, f"Benchmark enterprise {pid}", ca_cert, ca_key)
         path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def with_prefetch(deployment: Deployment, prefetch: int) -> Path:
+    """A variant of the deployment's configuration with another ``broker.prefetch``; return its path."""
+    data = yaml.safe_load(deployment.config_path.read_text())
+    data.setdefault("broker", {})["prefetch"] = prefetch
+    path = deployment.directory / f"routes-prefetch-{prefetch}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path

@@ -112,17 +112,18 @@ class Daemon:
     """`exchanger run --workers W` in a child process, its JSON logs in a file."""
 
     def __init__(self, config_path: Path, url: str, workers: int, *, log_path: Path, declare: bool = True,
-                 log_level: str = "info"):
+                 log_level: str = "info", prefix: tuple[str, ...] = (), options: tuple[str, ...] = ()):
         self.workers = workers
         self.port = free_port()
         self.log_path = log_path
         command = [
-            sys.executable, "-m", "exchanger", "--config", str(config_path), "--amqp-url", url,
+            *prefix, sys.executable, "-m", "exchanger", "--config", str(config_path), "--amqp-url", url,
             "--log-level", log_level, "run", "--workers", str(workers), "--json-logs",
             "--metrics-port", str(self.port),
         ]
         if not declare:
             command.append("--no-declare")
+        command.extend(options)
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
 

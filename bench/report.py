@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench import hostile
+from bench import hostile, profile
 
 ANALYSIS = "## Analysis"
 TARGET_RATE = 2000
 TARGET_NAIVE = 5
+TARGET_PEER = 1.0  # the exchange against the honest peer, same number of processes (issue 13)
+TARGET_INPROCESS = 0.8  # end to end against the in-process rate for as many workers (issue 13)
 TARGET_P99_MS = 50
 TARGET_FLAT = 0.10
 TARGET_RSS_GROWTH = 0.10
@@ -143,6 +145,15 @@ def targets(results: dict) -> list[tuple[str, bool | None, str]]:
     naive_w = _get(results, "naive", f"2KB-rsa-p{w}") or _get(results, "naive", "2KB-rsa-p1")
     latency = results.get("latency", {}).get(f"2KB-rsa-w{w}")
     out = []
+    peer_w = _get(results, "peer", f"2KB-rsa-p{w}")
+    if headline and peer_w:
+        out.append((f"≥ {TARGET_PEER:.1f}× the honest peer ({w} processes)", headline / peer_w >= TARGET_PEER,
+                    f"{headline / peer_w:.2f}× ({headline:,.0f} vs {peer_w:,.0f} msg/s)"))
+    in1 = results["inprocess"].get("2KB-rsa-w1")
+    if headline and in1:
+        ratio = headline / (in1["rate"] * w)
+        out.append((f"end to end ≥ {TARGET_INPROCESS} × in-process ({w} workers)", ratio >= TARGET_INPROCESS,
+                    f"{ratio:.2f} ({headline:,.0f} vs {w} × {in1['rate']:,.0f} msg/s)"))
     if headline is not None:
         out.append((f"≥ {TARGET_RATE:,} msg/s end to end (2 KB, RSA-2048, {w} workers)", headline >= TARGET_RATE,
                     f"{headline:,.0f} msg/s = {headline / TARGET_RATE:.0%} of the target"))
@@ -199,6 +210,16 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                     f"as warm-up), timed at the customs mailbox's consumer; max {latency['max_ms']:.0f} ms; "
                     f"{latency['lost']} not received{_latency_cpu(latency)}"
                     f"{_latency_why(latency, headline, results['machine']['cores'])}{_latency_runs(latency)}"))
+    sweep = results.get("prefetch")
+    if sweep and sweep.get("points"):
+        for prefetch, point in sweep["points"].items():
+            latency = point.get("latency")
+            tail = (f"p50 {latency['copies_ms']['50']:.1f} / p99 {latency['copies_ms']['99']:.1f} ms at "
+                    f"{latency['achieved_rate']:.0f} msg/s" if latency else "latency n/a")
+            out.append(("prefetch", f"prefetch {prefetch}", f"{_rate(point['rate'])}; {tail}",
+                        f"drain of the same size, worker CPU {point['cpu_ms']:.2f} ms per message; then published at "
+                        f"half the headline drain rate ({sweep['rate']:.0f} msg/s)"
+                        + (f"; {latency['lost']} not received" if latency else "")))
     ceil = _get(results, "ceiling", f"2KB-w{w}")
     out.append(("ceiling", f"bare bridge, {w} processes", _rate(ceil),
                 "same queues, prefetch, persistent publishes with confirms and mandatory, ack after confirms; no XML"))
@@ -209,14 +230,29 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     if inw and w > 1:
         out.append(("in-process", f"{w} worker processes", _rate(inw["rate"]),
                     f"{inw['ms_per_message']:.2f} ms per message and core (both cores, no broker)"))
+    peer_w = results.get("peer", {}).get(f"2KB-rsa-p{w}")
+    if peer_w:
+        out.append(("honest peer", f"{w} processes", _rate(peer_w["rate"]),
+                    "asynchronous pika, prefetch as the exchange's, lxml XSD, signxml verify + sign of the copy and of "
+                    f"a receipt, pipelined confirms, ack after both; CPU {1000 * peer_w['cpu']['workers'] / peer_w['messages']:.2f} "
+                    f"ms per message ({peer_w['messages']:,} messages drained)"))
     n1 = _get(results, "naive", "2KB-rsa-p1")
     nw = _get(results, "naive", f"2KB-rsa-p{w}")
     out.append(("naive peer", "1 process", _rate(n1), "basic_get, xmlschema, signxml verify + sign ×2, a confirm per publish"))
     if w > 1:
         out.append(("naive peer", f"{w} processes", _rate(nw), "as many processes as the exchange has workers"))
-    out.append(("ratio", "exchanger / ceiling", _ratio(ex, ceil), ""))
+    if peer_w:
+        out.append(("ratio", f"exchanger / honest peer ({w} processes)", _ratio(ex, peer_w["rate"]),
+                    "the headline: the same backlog, the same broker, minutes apart"))
     if in1:
-        out.append(("ratio", f"exchanger / (in-process × {w})", _ratio(ex, in1["rate"] * w), ""))
+        out.append(("ratio", f"exchanger / (in-process × {w})", _ratio(ex, in1["rate"] * w),
+                    "end to end against the pipeline alone on as many cores"))
+    if headline and in1:
+        worker_ms = 1000 * headline["cpu"]["workers"] / headline["messages"]
+        out.append(("ratio", "worker CPU per message / in-process", _ratio(worker_ms, in1["ms_per_message"]),
+                    f"{worker_ms:.2f} ms in the drain vs {in1['ms_per_message']:.2f} ms in-process: the daemon's own cost "
+                    "is the difference"))
+    out.append(("ratio", "exchanger / ceiling", _ratio(ex, ceil), ""))
     out.append(("ratio", f"exchanger / naive peer ({w} process{'es' if w > 1 else ''})", _ratio(ex, nw or n1, "{:.1f}×"),
                 f"against 1 naive process: {_ratio(ex, n1, '{:.1f}×')}"))
     # where the time goes
@@ -349,6 +385,18 @@ def _stages_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _profile_markdown(results: dict) -> str:
+    found = results.get("worker_profile")
+    if not found:
+        return ""
+    return ("One worker (`exchanger run --workers 1`) draining a preloaded backlog under py-spy (bench/profile.py; "
+            "flame graph: `bench/profile/worker.svg`). CPU per message is the worker's from /proc; py-spy's "
+            "samples share it out: *stages* is the pipeline, *publishing* and *confirms* the outbound side on the "
+            "I/O thread, *message log* the journal (its SQLite writer thread included), *logging* structlog, "
+            "*metrics* prometheus_client, *hand-off* the queues between threads, *broker I/O* the rest of pika.\n\n"
+            + profile.markdown(found))
+
+
 def _interference_text(results: dict) -> str:
     other = interference(results)
     if other is None:
@@ -402,7 +450,7 @@ def write(results: dict, out: Path) -> None:
     target_lines = "\n".join(f"- {'met' if met else '**missed**'}: {target}: {how}" for target, met, how in targets(results))
     text = f"""# Benchmark results
 
-Produced by `bin/bench{'' if results['profile'] == 'default' else ' --' + results['profile']}` on {m['date']}
+Produced by `bin/bench{'' if results['profile'] == 'default' else ' --' + results['profile']}{' --headline' if results.get('headline_only') else ''}` on {m['date']}
 (profile {results['profile']}, {results.get('seconds', 0) / 60:.1f} minutes). Raw numbers: `bench/results.json`;
 chart of the sweeps: `bench/sweeps.png`.
 
@@ -421,7 +469,7 @@ logging are on, as configured by default.
 
 {markdown_table(results)}
 
-## Targets (issue 5)
+## Targets (issues 5 and 13)
 
 {target_lines}
 
@@ -437,6 +485,8 @@ message-log writer and the broker run).
 By message size (in-process, RSA-2048, one worker; ms per message):
 
 {_sizes_markdown(results)}
+
+{_profile_markdown(results)}
 
 CPU seconds per drain, read from /proc (worker processes, the broker's Erlang VM, and every core of the machine):
 

@@ -1,58 +1,24 @@
 """The benchmark run: every measurement in one go, on the same broker, queues and documents.
 
-Profiles bound the run time on the project's 2-core machine: --quick (about 5 minutes), the default
-(about 10 minutes) and --full (30 to 40 minutes: a 100,000-message backlog and longer runs).
+Profiles (bench/profiles.py) bound the run time on the project's 2-core machine: --quick (about 7 minutes), the default
+(about 14 minutes) and --full (35 to 45 minutes: a 100,000-message backlog and longer runs); --headline about half.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import secrets
-import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench import ceiling, deployment, hostile, inprocess, machine, naive, report, signatures, throughput
+from bench import ceiling, deployment, hostile, inprocess, machine, naive, peer, profile, signatures, throughput
 from bench.processes import Daemon, Group, wait_for_quiet
+from bench.profiles import LIGHT_LOAD, SCALE, Profile
 from bench.workload import KB, SIZES, Batch, Generator
 
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    messages: int  # the headline drain
-    ceiling: int
-    inprocess: int
-    naive: tuple[int, int]  # documents for 1 naive process, for W processes
-    latency_seconds: int
-    workers_sweep: int
-    sizes: dict  # label -> messages for the exchanger drain
-    scale_messages: int  # in-process documents per configuration for routes / participants
-    scale_repeats: int
-    scale_e2e: int  # messages of the end-to-end drain with 10,000 routes / participants (0: skipped)
-    ec_messages: int
-    backlog: int  # the large backlog for peak RSS
-    quiet_budget: float = 60.0  # seconds the run may spend in all waiting for the shared machine to be idle
-    repeats: int = 1  # headline drains (the median is reported, every one is listed)
-    latency_runs: int = 1  # latency runs at half the median drain rate (the median p99 is reported, all are listed)
-
-
-PROFILES = {
-    "quick": Profile("quick", 2000, 6000, 600, (60, 100), 8, 1500,
-                     {"20KB": 600, "200KB": 80, "5MB": 6}, 400, 1, 0, 1500, 4000, 40, 1, 1),
-    "default": Profile("default", 5000, 12000, 1500, (120, 240), 15, 3000,
-                       {"20KB": 1500, "200KB": 200, "5MB": 12}, 800, 3, 2000, 4000, 15000, 100, 3, 3),
-    "full": Profile("full", 20000, 40000, 3000, (300, 600), 60, 10000,
-                    {"20KB": 5000, "200KB": 800, "5MB": 40}, 2000, 5, 10000, 20000, 100000, 400, 3, 3),
-}
-SCALE = 10_000  # routes and participants in the large configurations
-LIGHT_LOAD = 0.25  # the lighter latency run, as a fraction of the headline drain rate
 
 
 def _other_cores(drain: dict) -> float:
@@ -63,8 +29,9 @@ def _other_cores(drain: dict) -> float:
 class Run:
     """One benchmark run: its deployments, its generators and everything measured."""
 
-    def __init__(self, profile: Profile, workers: int):
+    def __init__(self, profile: Profile, workers: int, *, headline_only: bool = False):
         self.profile = profile
+        self.headline_only = headline_only
         self.workers = workers
         self.tag = secrets.token_hex(3)
         self.started = time.perf_counter()
@@ -194,6 +161,7 @@ class Run:
                 self.results["latency"][key] = dict(chosen, runs=[
                     {"p50": r["copies_ms"]["50"], "p95": r["copies_ms"]["95"], "p99": r["copies_ms"]["99"],
                      "other_cores": r["other_cores"]} for r in runs.values()])
+        self.step(f"honest peer {w} processes", self.peer, f"2KB-rsa-p{w}", rsa, gen.batch(small, p.peer_messages), w)
         self.step("naive 1 process", self.naive, "2KB-rsa-p1", rsa, gen, p.naive[0], 1)
         if w > 1:
             self.step(f"naive {w} processes", self.naive, f"2KB-rsa-p{w}", rsa, gen, p.naive[1], w)
@@ -230,6 +198,58 @@ class Run:
         result = naive.measure(dep, batch, processes=processes, label=key)
         self.results["naive"][key] = asdict(result) | {"rate": result.rate}
         self.say(f"naive peer, {processes} process(es): {result.rate:,.1f} msg/s ({result.messages} in {result.seconds:.1f}s)")
+
+    def peer(self, key: str, dep, batch: Batch, processes: int) -> None:
+        senders = {dep.amqp_user(p): p for p in deployment.SENDERS}
+        result, _ = throughput.drain(
+            dep, batch, lambda: peer.Peers(dep.admin_url, dep.config.broker.prefetch, senders, processes, dep.keys_dir,
+                                           dep.algorithm),
+            label=key, before=self.quiet)
+        self.results.setdefault("peer", {})[key] = asdict(result) | {"rate": result.rate}
+        self.say(f"honest peer, {processes} process(es): {result.rate:,.0f} msg/s ({result.messages} in {result.seconds:.1f}s; "
+                 f"CPU {1000 * result.cpu['workers'] / result.messages:.2f} ms per message)")
+
+    def prefetch_sweep(self, rsa, gen: Generator) -> None:
+        """Throughput and the tail at half load per prefetch: every latency run at the same rate, half the headline's."""
+        p, w = self.profile, self.workers
+        headline = self.results["drains"].get(f"2KB-rsa-w{w}", {}).get("rate")
+        if not p.prefetches or not headline:
+            return
+        rate = headline / 2
+        sweep = self.results.setdefault("prefetch", {"rate": rate, "points": {}})
+        for prefetch in p.prefetches:
+            config = deployment.with_prefetch(rsa, prefetch)
+            outcome = self.step(f"prefetch {prefetch}", self.drain, f"prefetch {prefetch}", rsa,
+                                gen.batch(SIZES["2KB"], p.sweep_messages),
+                                lambda: self.daemon(rsa, w, config=config, declare=False, name=f"p{prefetch}"), keep=True)
+            if outcome is None:
+                continue
+            drained = self.results["drains"].pop(f"prefetch {prefetch}")
+            daemon = outcome[1]
+            try:
+                key = f"prefetch {prefetch}"
+                self.step(f"latency prefetch {prefetch}", self.latency, key, rsa,
+                          gen.batch(SIZES["2KB"], max(50, int(rate * p.sweep_latency_seconds))), rate, daemon)
+                latency = self.results["latency"].pop(key, None)
+            finally:
+                daemon.stop()
+            sweep["points"][str(prefetch)] = {
+                "rate": drained["rate"], "cpu_ms": 1000 * drained["cpu"]["workers"] / drained["messages"],
+                "latency": {k: latency[k] for k in ("copies_ms", "achieved_rate", "lost", "waits", "other_cores")}
+                if latency else None,
+            }
+
+    def profile_worker(self, rsa, gen: Generator) -> None:
+        """Where one worker's CPU goes in the drain, by category, and a flame graph (bench/profile.py)."""
+        p = self.profile
+        out = self.out_dir / "profile"
+        out.mkdir(parents=True, exist_ok=True)
+        self.quiet()
+        result = {"py_spy": profile.sample(rsa, gen, p.profile_messages, out, "worker")}
+        if p.callgrind_messages:
+            result["callgrind"] = profile.callgrind(rsa, gen, p.callgrind_messages, out, "worker")
+        self.results["worker_profile"] = result
+        self.say("profile of one worker in the drain (bench/profile/worker.svg):\n" + profile.markdown(result))
 
     def workers_sweep(self, rsa, gen: Generator) -> None:
         p = self.profile
@@ -321,6 +341,7 @@ class Run:
         self.results["hostile"]["before"] = hostile.BEFORE
 
     def run(self, out_dir: Path) -> dict:
+        self.out_dir = out_dir
         self.say(f"profile {self.profile.name}, {self.workers} worker(s); machine: {self.results['machine']['cores']} cores "
                  f"{self.results['machine']['cpu']}, load average {self.results['machine']['load_average_at_start']}")
         try:
@@ -329,67 +350,18 @@ class Run:
             gen = Generator(rsa.keys_dir, self.tag)
             self.say(f"deployment ready: vhost {rsa.vhost}, keys and configuration in {rsa.directory}")
             self.headline(rsa, gen)
-            self.workers_sweep(rsa, gen)
-            self.sizes_sweep(rsa, gen)
-            self.scale_sweep(rsa, gen)
-            self.step("ECDSA and SM2 deployments", self.algorithm_sweep)
-            self.backlog(rsa, gen)
-            self.step("hostile-input cost", self.hostile)
+            self.step("prefetch sweep", self.prefetch_sweep, rsa, gen)
+            self.step("profile", self.profile_worker, rsa, gen)
+            if not self.headline_only:
+                self.workers_sweep(rsa, gen)
+                self.sizes_sweep(rsa, gen)
+                self.scale_sweep(rsa, gen)
+                self.step("ECDSA and SM2 deployments", self.algorithm_sweep)
+                self.backlog(rsa, gen)
+                self.step("hostile-input cost", self.hostile)
         finally:
             for dep in self.deployments:
                 dep.close()
             self.results["seconds"] = time.perf_counter() - self.started
             self.results["machine"]["load_average_at_end"] = [round(v, 2) for v in machine.load_average()]
         return self.results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bin/bench",
-        description="Throughput, latency and memory of the exchange against the transport ceiling, the compute "
-                    "limit and a naive peer, on the local RabbitMQ.",
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_const", const="quick", dest="profile", help="about 5 minutes")
-    group.add_argument("--full", action="store_const", const="full", dest="profile",
-                       help="30 to 40 minutes: 100,000-message backlog, 3 x 60 s of latency, more of everything")
-    parser.add_argument("--messages", type=int, help="documents in the headline drain (default: by profile)")
-    parser.add_argument("--workers", type=int, default=2, help="workers of the headline run (default 2)")
-    parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, sweeps.png and results.json go")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the table, RESULTS.md and chart from results.json")
-    parser.add_argument("--hostile", action="store_true",
-                        help="only the hostile-input cost section (a few minutes, no broker traffic); kept with the "
-                             "other results in results.json and RESULTS.md")
-    args = parser.parse_args(argv)
-    # Clean up (vhost, broker users, temporary keys) when stopped, even when started in the background.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    if args.report_only:
-        results = json.loads((out / "results.json").read_text())
-    elif args.hostile:
-        results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
-        measured = hostile.run(print, quick=args.profile == "quick")
-        measured["before"] = hostile.BEFORE
-        print(hostile.markdown(measured))
-        if results is None:
-            (out / "hostile.json").write_text(json.dumps(measured, indent=1))
-            print(f"written: {out / 'hostile.json'} (no results.json to add it to)")
-            return 0
-        results["hostile"] = measured
-        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    else:
-        profile = PROFILES[args.profile or "default"]
-        if args.messages:
-            profile = replace(profile, messages=args.messages)
-        results = Run(profile, args.workers).run(out)
-        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    print(report.table(results))
-    report.write(results, out)
-    print(f"\nwritten: {out / 'RESULTS.md'}, {out / 'sweeps.png'}, {out / 'results.json'}")
-    return 1 if results["errors"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,9 @@
 """One worker process: pika's I/O loop on the main thread, XML and crypto on a compute thread.
 
 pika is not thread-safe, so only the I/O thread touches the connection; the compute thread hands
-each disposition back with ``add_callback_threadsafe``. An inbound delivery is acked only after
-every publication it needs (copies and receipt, or dead letter and receipt) has been confirmed.
+each disposition back through the worker's inbox (exchanger/settlement.py). An inbound delivery is
+acked only after every publication it needs (copies and receipt, or dead letter and receipt) has
+been confirmed and its settlement committed to the message log.
 """
 
 from __future__ import annotations
@@ -19,22 +20,25 @@ import structlog
 from exchanger import metrics
 from exchanger.config import ConfigError, load_config
 from exchanger.envelope import Inbound
-from exchanger.faults import crash_point
 from exchanger.journal.recorder import open_recorder
 from exchanger.pipeline import Disposition, Pipeline, build_pipeline
 from exchanger.transport.backoff import Backoff
 from exchanger.transport.broker_version import broker_version
-from exchanger.transport.confirms import ConfirmTracker, Settlement
+from exchanger.settlement import MAX_PUBLISH_ATTEMPTS, Settling
+from exchanger.transport.confirms import ConfirmTracker
 from exchanger.transport.names import INBOUND_QUEUE
 
 log = structlog.get_logger("exchanger.worker")
 
-MAX_PUBLISH_ATTEMPTS = 6
+__all__ = ["MAX_PUBLISH_ATTEMPTS", "Worker", "delivery_count"]
 DRAIN_TIMEOUT = 30.0
 # After a graceful drain the connection stays open this long before closing: RabbitMQ 3.x quorum queues
 # may disregard acks that reach them just before the channel closes after basic.cancel
 # (rabbitmq-server#10327), and the messages would come back although settled.
 CLOSE_GRACE = 1.0
+# Dispositions handed to the I/O thread with one wake-up at most while deliveries wait for the compute
+# thread: each waits for at most this many others' processing (about 2 ms each) before it is published.
+HANDOFF_BATCH = 4
 
 
 def delivery_count(inbound: Inbound) -> int:
@@ -45,7 +49,7 @@ def delivery_count(inbound: Inbound) -> int:
     return 1 + count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 1
 
 
-class Worker:
+class Worker(Settling):
     """Consume the inbound queue, run the pipeline, publish with confirms, ack when all confirmed."""
 
     def __init__(self, config_path: Path, parameters: pika.ConnectionParameters, *, name: str = "worker-1",
@@ -57,7 +61,7 @@ class Worker:
         config = load_config(self.config_path)
         self.journal = open_recorder(config)
         self.pipeline: Pipeline = build_pipeline(config, receipts=self.journal)
-        self._work: queue.Queue = queue.Queue()
+        self._work: queue.SimpleQueue = queue.SimpleQueue()  # C-level: cheaper per hand-off than queue.Queue
         self._compute = threading.Thread(target=self._compute_loop, name=f"{name}-compute", daemon=True)
         self._connection: pika.SelectConnection | None = None
         self._channel = None
@@ -73,6 +77,7 @@ class Worker:
         self._reconnect = Backoff(initial=0.5, cap=30.0)
         self._publish_backoff = Backoff(initial=0.2, cap=10.0)
         self.log = log.bind(worker=name)
+        self._init_settling()
 
     # ---- lifecycle (main thread) -------------------------------------------------------
 
@@ -117,6 +122,7 @@ class Worker:
     # ---- connection and channel (I/O thread) ---------------------------------------------
 
     def _on_connection_open(self, connection) -> None:
+        self._restart_inbox()
         version = broker_version(connection)
         self.log.info("broker.connected", broker=str(version) if version else "unknown",
                       differences=version.differences() if version else [])
@@ -238,7 +244,11 @@ class Worker:
 
     def _compute_loop(self) -> None:
         checked = 0.0
+        deferred = 0  # dispositions handed to the I/O thread since it was last woken
         while True:
+            if deferred and self._work.empty():
+                self._wake_io()  # nothing left to process: what was deferred goes now
+                deferred = 0
             # The reload flag is checked between two messages, and at least once a second when idle.
             try:
                 item = self._work.get(timeout=1.0)
@@ -268,7 +278,11 @@ class Worker:
                     self._from_compute(functools.partial(self._requeue_later, generation, tag))
                     continue
             entry = self.journal.processed(inbound, disposition, self.pipeline)
-            self._from_compute(functools.partial(self._settle, generation, tag, disposition, started, entry))
+            # While more deliveries wait, a few dispositions go to the I/O thread with one wake-up (each
+            # costs a socket write and a pass of pika's loop); the last before an idle moment goes at once.
+            deferred = deferred + 1 if deferred < HANDOFF_BATCH and not self._work.empty() else 0
+            self._from_compute(functools.partial(self._settle, generation, tag, disposition, started, entry),
+                               defer=deferred > 0)
 
     def _give_up(self, inbound: Inbound, error: Exception) -> Disposition | None:
         """At the broker's last delivery of a message that keeps failing: its dead letter and receipt, else None."""
@@ -281,13 +295,6 @@ class Worker:
             # Handed back once more, the broker dead-letters it by its delivery limit, without a receipt.
             self.log.exception("pipeline.failed_to_reject")
             return None
-
-    def _from_compute(self, callback) -> None:
-        connection = self._connection
-        try:
-            connection.ioloop.add_callback_threadsafe(callback)
-        except Exception:  # the loop is closed; the delivery comes back on the next connection
-            self.log.debug("worker.callback_dropped")
 
     def _reload(self) -> None:
         self._reload_requested.clear()
@@ -309,99 +316,3 @@ class Worker:
         metrics.CONFIG_VERSION.labels(previous).set(0)
         metrics.CONFIG_VERSION.labels(config.version).set(1)
         self.log.info("config.reloaded", previous=previous, config_version=config.version)
-
-    # ---- outbound (I/O thread) -------------------------------------------------------------
-
-    def _settle(self, generation: int, tag: int, disposition: Disposition, started: float, entry) -> None:
-        if generation != self._generation or self._channel is None:
-            return
-        settlement = Settlement(tag, disposition.publications, payload=(disposition, entry), started=started)
-        self._publish(settlement, disposition.publications)
-
-    def _publish(self, settlement: Settlement, publications) -> None:
-        channel = self._channel
-        for publication in publications:
-            properties = pika.BasicProperties(
-                delivery_mode=pika.DeliveryMode.Persistent,
-                content_type=publication.content_type,
-                message_id=publication.message_id,
-                correlation_id=publication.correlation_id,
-                type=publication.type,
-                timestamp=int(time.time()),
-                app_id="exchanger",
-                headers=publication.headers,
-            )
-            key = (publication.exchange, publication.routing_key, publication.message_id)
-            self._tracker.published(settlement, publication, key)
-            channel.basic_publish(
-                publication.exchange, publication.routing_key, publication.body, properties, mandatory=True
-            )
-        crash_point("after-publish")
-
-    def _on_return(self, _channel, method, properties, _body) -> None:
-        self._tracker.returned((method.exchange, method.routing_key, properties.message_id))
-        self.log.warning("delivery.unroutable", exchange=method.exchange, routing_key=method.routing_key)
-
-    def _on_confirm(self, frame) -> None:
-        method = frame.method
-        ok = isinstance(method, pika.spec.Basic.Ack)
-        for settlement in self._tracker.confirmed(method.delivery_tag, method.multiple, ok):
-            self._on_settled(settlement)
-
-    def _on_settled(self, settlement: Settlement) -> None:
-        disposition, entry = settlement.payload
-        if not settlement.failed:
-            crash_point("after-confirm")
-            # Ack once the settlement is in the message log: an acked message is always logged as settled.
-            acknowledge = functools.partial(self._acknowledge, self._generation, settlement)
-            self.journal.settled(entry, then=functools.partial(self._from_compute, acknowledge))
-            return
-        failed = tuple(settlement.failed)
-        settlement.failed.clear()
-        settlement.attempts += 1
-        targets = sorted({f"{p.exchange}/{p.routing_key}" for p in failed})
-        if settlement.attempts >= MAX_PUBLISH_ATTEMPTS or self._stopping:
-            self.log.error("delivery.gave_up", targets=targets, attempts=settlement.attempts, **disposition.context)
-            self.journal.handed_back(entry, f"copies to {', '.join(targets)} not confirmed after {settlement.attempts} attempts")
-            self._requeue_later(self._generation, settlement.delivery_tag)
-            return
-        delay = self._publish_backoff.next_delay()
-        metrics.PUBLISH_RETRIES.inc(len(failed))
-        self.log.warning("delivery.retrying", targets=targets, in_seconds=round(delay, 2), **disposition.context)
-        generation = self._generation
-        self._connection.ioloop.call_later(delay, functools.partial(self._retry, generation, settlement, failed))
-
-    def _acknowledge(self, generation: int, settlement: Settlement) -> None:
-        if generation != self._generation or self._channel is None:
-            return  # the channel is gone: the broker delivers the message again and the log answers it as a duplicate
-        disposition, _ = settlement.payload
-        self._channel.basic_ack(settlement.delivery_tag)
-        crash_point("after-ack")
-        self._unsettled -= 1
-        metrics.MESSAGE_SECONDS.observe(time.perf_counter() - settlement.started)
-        for publication in disposition.publications:
-            kind = publication.headers.get("x-exchanger-kind", "dead-letter")
-            metrics.DELIVERIES.labels(publication.routing_key or publication.exchange, kind).inc()
-        self._publish_backoff.reset()
-        self.log.debug("message.settled", outcome=disposition.outcome, **disposition.context)
-        if self._probation > 0:
-            self._advance_probation()
-        self._close_when_drained()
-
-    def _retry(self, generation: int, settlement: Settlement, failed) -> None:
-        if generation == self._generation and self._channel is not None:
-            self._publish(settlement, failed)
-
-    def _requeue_later(self, generation: int, tag: int) -> None:
-        delay = self._publish_backoff.next_delay()
-
-        def requeue():
-            if generation == self._generation and self._channel is not None and self._channel.is_open:
-                metrics.REQUEUES.inc()
-                # Handed back as a failure: it counts against the queue's delivery limit on every version
-                # (from 4.3 a basic.nack with requeue does not), after which the broker dead-letters it.
-                self._channel.basic_reject(tag, requeue=True)
-                self._unsettled -= 1
-                self._close_when_drained()
-
-        self._connection.ioloop.call_later(delay, requeue)

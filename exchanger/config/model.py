@@ -49,7 +49,7 @@ class BrokerSettings:
     """How the daemon uses the broker."""
 
     delivery_limit: int = 5
-    prefetch: int = 200
+    prefetch: int = 16
     heartbeat: int = 30
     daemon_user: str = "exchanger"
 
