@@ -3,6 +3,8 @@ limit and a naive peer, with sweeps over workers, sizes, routes, participants an
 
 Modules: workload (signed documents), deployment (vhost, keys, configuration, topology), processes
 (the daemon and the bridges as subprocesses), throughput (drain and latency through the broker),
-stalls (the machine's own pauses), ceiling, inprocess, naive, machine, report, suite (the run).
+stalls (the machine's own pauses), ceiling, inprocess, naive, machine, suite (the run); the results
+read by readings and targets, laid out by rows and table, written by report (RESULTS.md, with sections)
+and chart (sweeps.png).
 Start it with bin/bench.
 """

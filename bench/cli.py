@@ -9,12 +9,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bench import hostile, profile, report
+from bench import hostile, profile, report, table
 from bench.profiles import PROFILES
 from bench.suite import HERE, Run
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the measurements asked for (or none with --report-only), then print the table and write the results."""
     parser = argparse.ArgumentParser(
         prog="bin/bench",
         description="Throughput, latency and memory of the exchange against the transport ceiling, the compute "
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         results = Run(profile, args.workers, headline_only=args.headline).run(out)
         results["headline_only"] = args.headline
         (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    print(report.table(results))
+    print(table.text(results))
     report.write(results, out)
     print(f"\nwritten: {out / 'RESULTS.md'}, {out / 'sweeps.png'}, {out / 'results.json'}")
     return 1 if results["errors"] else 0
