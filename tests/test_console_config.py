@@ -79,6 +79,13 @@ def test_accounts_on_the_command_line(exchange, tmp_path):
     assert _cli(path, "remove", "alice").exit_code == 0
     gone = _cli(path, "remove", "alice")
     assert gone.exit_code == 1 and "there is no account 'alice'" in gone.output
+    # Every change is on record in the message log, under the login name of who ran the command.
+    logged = CliRunner().invoke(main, ["--config", str(path), "log", "search", "--kind", "operator-action", "--json"])
+    assert logged.exit_code == 0, logged.output
+    actions = [(r["details"]["action"], r["details"]["account"], r["details"]["via"])
+               for r in sorted(json.loads(logged.output), key=lambda r: r["seq"])]
+    assert actions == [("account-add", "alice", "cli"), ("account-add", "admin", "cli"),
+                       ("account-password", "alice", "cli"), ("account-remove", "alice", "cli")]
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:

@@ -10,8 +10,11 @@ import click
 from exchanger.cli.common import EXIT_CODES_HELP, fail, pass_settings
 from exchanger.config import ConfigError
 from exchanger.config.console import ConsoleSettings
-from exchanger.config.loader import read_console_settings
+from exchanger.config.loader import read_console_settings, read_journal_settings
 from exchanger.console.users import MIN_PASSWORD, ROLES, AccountError, UserStore
+from exchanger.errors import ExchangerError
+from exchanger.journal.store import open_store
+from exchanger.operations.actor import Operator, record_action
 
 
 def console_settings(configured: ConsoleSettings, bind: str | None, port: int | None, off: bool) -> ConsoleSettings | None:
@@ -30,6 +33,18 @@ def _store(settings) -> UserStore:
         return UserStore(read_console_settings(settings.config_path).users_file)
     except ConfigError as exc:
         fail(f"the configuration {settings.config_path} cannot be used:", exc.problems)
+
+
+def _record(settings, action: str, **details) -> None:
+    """Put an account change in the message log under the login name of who ran the command."""
+    try:
+        store = open_store(read_journal_settings(settings.config_path).url)
+        try:
+            record_action(store, Operator.from_login(), action, details=details)
+        finally:
+            store.close()
+    except ExchangerError as exc:  # the change is made; an operator must hear that its record is missing
+        click.echo(f"warning: the change is made but not recorded in the message log: {exc}", err=True)
 
 
 def _stdin_line() -> str:
@@ -67,6 +82,7 @@ def add(settings, name: str, role: str, password_stdin: bool) -> None:
         store.add(name, role, password)
     except AccountError as exc:
         fail(str(exc))
+    _record(settings, "account-add", account=name, role=role)
     click.echo(f"added {name} ({role}) to {store.path}")
 
 
@@ -96,6 +112,7 @@ def remove(settings, name: str) -> None:
         store.remove(name)
     except AccountError as exc:
         fail(str(exc))
+    _record(settings, "account-remove", account=name)
     click.echo(f"removed {name}")
 
 
@@ -112,6 +129,7 @@ def passwd(settings, name: str, password_stdin: bool, temporary: bool) -> None:
         store.set_password(name, password, must_change=temporary)
     except AccountError as exc:
         fail(str(exc))
+    _record(settings, "account-password", account=name, temporary=temporary)
     click.echo(f"password of {name} changed")
 
 

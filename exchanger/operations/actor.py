@@ -23,6 +23,10 @@ ACTIONS = (
     "route-change-refused",
     "evidence-export",
     "report",
+    "account-add",
+    "account-role",
+    "account-password",
+    "account-remove",
 )
 # Keys of a record's details the action itself fills in; the caller's details may not replace them.
 _RESERVED = ("action", "operator", "via", "outcome")
