@@ -71,18 +71,36 @@ def watch_config(state: ConfigState, reload, interval: float = 2.0) -> threading
     return stop
 
 
+def _start_console(console, state: ConfigState, amqp_url: str, fast_metrics, collector, readiness):
+    """The operators' console in its own threads (never the broker's I/O thread), when enabled."""
+    if console is None or not console.enabled:
+        return None
+    from exchanger.console.server import reload_this_daemon, start_console
+    from exchanger.console.services import ConsoleServices
+
+    services = ConsoleServices(state, amqp_url, fast_metrics=fast_metrics, exchange_collector=collector,
+                               readiness=readiness, reload=reload_this_daemon)
+    return start_console(console, services)
+
+
 def run_in_process(config: Config, amqp_url: str, *, metrics_address: tuple[str, int], log_level: str = "info",
-                   json_logs: bool | None = None, watch: bool = False) -> None:
-    """Run one worker in this process (``--workers 1``), with the HTTP endpoint in a thread."""
+                   json_logs: bool | None = None, watch: bool = False, console=None) -> None:
+    """Run one worker in this process (``--workers 1``), with the HTTP endpoint and the console in threads."""
     from prometheus_client import REGISTRY
 
+    from exchanger import metrics
     from exchanger.transport.url import connection_parameters
     from exchanger.worker import Worker
 
     exchange_logging.configure(log_level, json=json_logs)
     state = ConfigState(config)
-    REGISTRY.register(ExchangeCollector(state, amqp_url))
-    server = serve(*metrics_address, REGISTRY, Readiness(REGISTRY, state, workers=1))
+    collector = ExchangeCollector(state, amqp_url)
+    REGISTRY.register(collector)
+    readiness = Readiness(REGISTRY, state, workers=1)
+    server = serve(*metrics_address, REGISTRY, readiness)
+    fast = (metrics.MESSAGES, metrics.ROUTED, metrics.REJECTIONS, metrics.DELIVERIES, metrics.MESSAGE_SECONDS,
+            metrics.BROKER_CONNECTED)
+    console_server = _start_console(console, state, amqp_url, fast, ExchangeCollector(state, amqp_url), readiness)
     worker = Worker(config.path, connection_parameters(amqp_url, client_name="exchanger worker-1"), name="worker-1")
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
@@ -100,6 +118,8 @@ def run_in_process(config: Config, amqp_url: str, *, metrics_address: tuple[str,
             watcher.set()
         if server is not None:
             server.shutdown()
+        if console_server is not None:
+            console_server.stop()
 
 
 class Supervisor:
@@ -110,8 +130,9 @@ class Supervisor:
     """
 
     def __init__(self, config: Config, amqp_url: str, workers: int, *, metrics_address: tuple[str, int],
-                 log_level: str, json_logs: bool | None, watch: bool = False):
+                 log_level: str, json_logs: bool | None, watch: bool = False, console=None):
         self.watch = watch
+        self.console = console
         self.config = config
         self.amqp_url = amqp_url
         self.count = workers
@@ -124,6 +145,7 @@ class Supervisor:
         self.backoffs: dict[str, Backoff] = {}
         self.started_at: dict[str, float] = {}
         self.restart_at: dict[str, float] = {}
+        self.console_server = None
 
     def _start(self, name: str, *, probation: int = 0) -> None:
         process = self.context.Process(
@@ -181,7 +203,12 @@ class Supervisor:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)
         registry.register(ExchangeCollector(state, self.amqp_url))
-        return serve(*self.metrics_address, registry, Readiness(registry, state, workers=self.count))
+        readiness = Readiness(registry, state, workers=self.count)
+        server = serve(*self.metrics_address, registry, readiness)
+        # The console reads the workers' counters from the same files, and the broker through its own collector.
+        self.console_server = _start_console(self.console, state, self.amqp_url, [MultiProcessCollector(None, path=directory)],
+                                             ExchangeCollector(state, self.amqp_url), readiness)
+        return server
 
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT; return the exit status."""
@@ -214,5 +241,7 @@ class Supervisor:
                 watcher.set()
             if server is not None:
                 server.shutdown()
+            if self.console_server is not None:
+                self.console_server.stop()
             shutil.rmtree(directory, ignore_errors=True)
         return 0

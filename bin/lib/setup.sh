@@ -127,3 +127,19 @@ ensure_postgresql() {
     || runuser -u postgres -- psql -q -p "$port" -c "CREATE DATABASE exchanger_test OWNER exchanger_test" >/dev/null
   export EXCHANGER_TEST_POSTGRES_URL="${EXCHANGER_TEST_POSTGRES_URL:-postgresql://exchanger_test:exchanger_test@127.0.0.1:$port/exchanger_test}"
 }
+
+ensure_console_assets() {
+  # The console's charts and styles: Chart.js and esbuild from the npm registry (package-lock.json pins them),
+  # bundled into exchanger/console/static/. Rebuilt when the output is missing or older than its sources.
+  local assets="$EXCHANGER_ROOT/exchanger/console/assets"
+  local out="$EXCHANGER_ROOT/exchanger/console/static/dashboard.js"
+  [ -d "$assets" ] || return 0
+  if [ -f "$out" ] && [ -z "$(find "$assets/package.json" "$assets/package-lock.json" "$assets/src" -newer "$out" -print -quit)" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    ensure_os_packages nodejs npm
+  fi
+  say "building the console's scripts and styles"
+  (cd "$assets" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null)
+}

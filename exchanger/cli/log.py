@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -16,13 +15,12 @@ from exchanger.config.loader import read_journal_settings
 from exchanger.dsig.signer import Signer
 from exchanger.journal.checkpoint import Checkpointer
 from exchanger.journal.period import parse_moment, parse_period, stamp
-from exchanger.journal.records import OUTCOMES, PRUNED, Event
+from exchanger.journal.records import KINDS, PRUNED, Event
 from exchanger.journal.sqlite import sqlite_path
 from exchanger.journal.store import Query, Store, StoreError, open_store
-from exchanger.journal.timeline import KIND_OF_STATUS, search_line, timeline
+from exchanger.journal.timeline import KIND_OF_STATUS, search_line
 from exchanger.journal.verify import verify as verify_log
-
-_DIGEST = re.compile(r"^[0-9a-fA-F]{8,64}$")
+from exchanger.operations import messages
 
 
 def open_log(settings, url: str | None = None) -> Store:
@@ -56,16 +54,16 @@ def trace(settings, message_id: str, sender: str | None, as_json: bool) -> None:
     read, the start of the SHA-256 of its bytes (as receipts and dead letters show it).
     """
     store = open_log(settings)
-    records = store.find(Query(message_id=message_id, sender=sender))
-    if not records and _DIGEST.match(message_id):
-        records = store.find(Query(digest_prefix=message_id, sender=sender))
-    store.close()
-    if not records:
+    try:
+        found = messages.trace(store, message_id, sender)
+    finally:
+        store.close()
+    if not found.found:
         fail(f"no message {message_id!r}{f' from {sender}' if sender else ''} in the message log")
     if as_json:
-        _echo_json([record.as_dict() for record in records])
+        _echo_json([record.as_dict() for record in found.records])
         return
-    for line in timeline(records):
+    for line in found.lines:
         click.echo(line)
 
 
@@ -88,33 +86,43 @@ def _moment(value: str | None, option: str) -> str | None:
 @click.option("--receiver", default=None, help="Delivered (or to be delivered) to this participant.")
 @click.option("--type", "message_type", default=None, help="Of this message type (CustomsDeclaration, …).")
 @click.option("--status", type=click.Choice(sorted(KIND_OF_STATUS)), default=None, help="With this outcome.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(sorted(KINDS)),
+              help="Records of this kind instead of outcomes (repeat for several), e.g. operator-action.")
+@click.option("--operator", default=None, help="The actions of this operator (operator-action records).")
 @click.option("--since", default=None, help="At or after: 2024-03-18, 2024-03-18T10:00Z, or a period ago (2h, 7d).")
 @click.option("--until", default=None, help="Before: same forms as --since.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="At most this many, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @pass_settings
-def search(settings, sender, receiver, message_type, status, since, until, limit, as_json) -> None:
-    """List messages by outcome, newest first: one line each, where it went or why it was refused."""
+def search(settings, sender, receiver, message_type, status, kinds, operator, since, until, limit, as_json) -> None:
+    """List messages by outcome, newest first: one line each, where it went or why it was refused.
+
+    With --kind or --operator, list those records instead: operators' actions (replays, purges,
+    route changes, evidence exports, sign-ins) with who did them and through what.
+    """
     query = Query(
         sender=sender,
         receiver=receiver,
         message_type=message_type,
-        kinds=(KIND_OF_STATUS[status],) if status else OUTCOMES,
+        kinds=((KIND_OF_STATUS[status],) if status else ()) + tuple(kinds),
+        operator=operator,
         since=_moment(since, "--since"),
         until=_moment(until, "--until"),
         limit=limit,
         newest_first=True,
     )
     store = open_log(settings)
-    records = store.find(query)
-    store.close()
+    try:
+        records = messages.search(store, query)
+    finally:
+        store.close()
     if as_json:
         _echo_json([record.as_dict() for record in records])
         return
     for record in records:
         click.echo(search_line(record))
     more = " (the limit: narrow the search or raise --limit)" if len(records) == limit else ""
-    click.echo(f"{len(records)} message(s){more}", err=True)
+    click.echo(f"{len(records)} {'message(s)' if not (kinds or operator) else 'record(s)'}{more}", err=True)
 
 
 def _platform_certificates(settings, paths: tuple[Path, ...]) -> list[x509.Certificate]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanger.catalogue import Catalogue
+from exchanger.config.console import ConsoleSettings, console_from
 from exchanger.config.digest import Digest
 from exchanger.config.domains import domains_from
 from exchanger.config.envelopes import check_envelopes, load_envelopes
@@ -37,6 +38,7 @@ __all__ = [
     "load_config",
     "read_identities",
     "read_journal_settings",
+    "read_console_settings",
     "read_metrics_address",
     "read_trust",
 ]
@@ -183,6 +185,7 @@ def load_config(path: Path | str) -> Config:
     metrics = _metrics_from(data.get("metrics") or {}, problems)
     journal = _journal_from(data.get("journal") or {}, base, problems)
     signatures = _signatures_from(data.get("signatures") or {}, problems)
+    console = console_from(data.get("console") or {}, base, problems)
     problems.raise_if_any()
     return Config(
         path=path,
@@ -202,6 +205,7 @@ def load_config(path: Path | str) -> Config:
         links=links,
         domains=domains,
         envelopes=envelopes,
+        console=console,
     )
 
 
@@ -241,6 +245,17 @@ def read_metrics_address(path: Path | str) -> tuple[str, int]:
     settings = _metrics_from(data.get("metrics") or {}, problems)
     problems.raise_if_any()
     return settings.bind, settings.port
+
+
+def read_console_settings(path: Path | str) -> ConsoleSettings:
+    """The ``console:`` section alone: for ``console users``, which must work even when routes do not load."""
+    path = Path(path).resolve()
+    problems = Problems()
+    data = _read_checked(path, problems)
+    problems.raise_if_any()
+    settings = console_from(data.get("console") or {}, path.parent, problems)
+    problems.raise_if_any()
+    return settings
 
 
 def catalogue_path_of(path: Path | str) -> Path | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography import x509
 
 from exchanger.catalogue import Catalogue
+from exchanger.config.console import ConsoleSettings
 from exchanger.dsig.methods import SignatureSettings
 from exchanger.envelopes.formats import EnvelopeCatalogue
 from exchanger.keys.domains import TrustDomain
@@ -115,6 +116,7 @@ class Config:
     links: tuple[LinkSettings, ...] = ()  # one per peer e-port that copies are shovelled to
     domains: Mapping[str, TrustDomain] = field(default_factory=dict)  # peer e-port id -> what it is trusted for
     envelopes: EnvelopeCatalogue = field(default_factory=lambda: EnvelopeCatalogue([]))  # transport envelopes
+    console: ConsoleSettings = ConsoleSettings()  # the operators' web console
 
     def files_changed_since(self, stamps: dict[Path, float]) -> bool:
         """True when any file this configuration was read from changed (or appeared, or vanished)."""

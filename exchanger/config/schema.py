@@ -14,6 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, validators
 
+from exchanger.config.console import CONSOLE_SCHEMA
 from exchanger.config.problems import Problems
 from exchanger.config.yaml_source import line_at
 from exchanger.envelopes.shapes import SHAPES
@@ -226,6 +227,7 @@ ROUTES_SCHEMA: dict = _mapping(
                 },
             }
         ),
+        "console": CONSOLE_SCHEMA,
         "participants": {
             "type": "object",
             "errorMessage": "must map participant ids to their kind, name and certificates",

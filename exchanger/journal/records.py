@@ -19,8 +19,11 @@ RECEIPT = "receipt"
 HANDED_BACK = "handed-back"
 PRUNED = "pruned"
 ANSWERED = "answered"  # filed under the id of a message another (a business receipt) answers
+OPERATOR_ACTION = "operator-action"  # an operator replayed, purged, changed routes, exported evidence, signed in…
 # Each processing of a message ends in exactly one of these.
 OUTCOMES = (ROUTED, REJECTED, DUPLICATE)
+KINDS = (RECEIVED, ROUTED, REJECTED, DUPLICATE, DELIVERED, DEAD_LETTERED, RECEIPT, HANDED_BACK, PRUNED, ANSWERED,
+         OPERATOR_ACTION)
 
 # The columns a record's hash covers, in the order the stores keep them.
 COLUMNS = ("at", "kind", "config_version", "digest", "sender", "message_id", "message_type", "receivers", "data")

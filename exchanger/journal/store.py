@@ -38,6 +38,7 @@ class Query:
     kinds: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
+    operator: str | None = None  # operator-action records naming this operator
     limit: int | None = None
     newest_first: bool = False
 
@@ -289,6 +290,10 @@ class Store:
         if query.kinds:
             where.append(f"kind IN ({', '.join('?' for _ in query.kinds)})")
             params.extend(query.kinds)
+        if query.operator:
+            # Details are canonical JSON, so the operator's name is always written the same way.
+            where.append("data LIKE ? ESCAPE '!'")
+            params.append(f"%{_like_literal(canonical_json({'operator': query.operator})[1:-1])}%")
         if query.since:
             where.append("at >= ?")
             params.append(query.since)
@@ -367,6 +372,11 @@ def _record(row: tuple) -> Record:
     values = dict(zip(_RECORD_COLUMNS, row))
     values["seq"] = int(values["seq"])
     return Record(**values)
+
+
+def _like_literal(text: str) -> str:
+    """Text matched as itself by LIKE … ESCAPE '!'."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 def _receipt_digest(data: str | None) -> str | None:

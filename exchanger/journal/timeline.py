@@ -8,12 +8,14 @@ from exchanger.journal.records import (
     DELIVERED,
     DUPLICATE,
     HANDED_BACK,
+    OPERATOR_ACTION,
     PRUNED,
     RECEIPT,
     RECEIVED,
     REJECTED,
     ROUTED,
     Record,
+    canonical_json,
 )
 
 # What ``log search --status`` calls each outcome record.
@@ -91,7 +93,29 @@ def event_lines(record: Record) -> list[str]:
         return [f"handed back to the broker: {details.get('why')}"]
     if kind == PRUNED:
         return [f"records up to seq {details.get('through_seq')} older than {details.get('cutoff')} pruned"]
+    if kind == OPERATOR_ACTION:
+        return [operator_line(details), *_action_details(details)]
     return [record.data]
+
+
+def operator_line(details: dict) -> str:
+    """Who did what through which door, and how it ended: ``dead-letter-replay by alice via cli: done``."""
+    return f"{details.get('action')} by {details.get('operator')} via {details.get('via')}: {details.get('outcome')}"
+
+
+def _action_details(details: dict) -> list[str]:
+    # The bulky parts (a route change's diff, a refusal's problems) show as indented lines of their own.
+    lines = []
+    for key in sorted(details):
+        if key in ("action", "operator", "via", "outcome"):
+            continue
+        value = details[key]
+        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            lines.append(f"{key}:")
+            lines.extend(f"  {item}" for item in value)
+        else:
+            lines.append(f"{key}: {value if isinstance(value, str) else canonical_json(value)}")
+    return lines
 
 
 def timeline(records: list[Record]) -> list[str]:
@@ -118,6 +142,9 @@ def search_line(record: Record) -> str:
     """One outcome record as one line: when, status, type, id, sender, and where it went or why not."""
     details = record.details
     status = STATUS_OF.get(record.kind, record.kind)
+    if record.kind == OPERATOR_ACTION:
+        about = f"  {record.message_type or '-'}  {record.message_id}  {record.sender or '-'}" if record.message_id else ""
+        return f"{when(record)}  operator   {operator_line(details)}{about}"
     if record.kind == ROUTED:
         what = "-> " + ", ".join(record.receivers.strip(",").split(",")) if record.receivers else ""
     elif record.kind == REJECTED:
@@ -125,8 +152,10 @@ def search_line(record: Record) -> str:
         what = _reason(reasons[0]) if reasons else ""
         if len(reasons) > 1:
             what += f" (+{len(reasons) - 1} more)"
-    else:
+    elif record.kind == DUPLICATE:
         what = f"receipt {details.get('receipt_id')} sent again"
+    else:
+        what = event_lines(record)[0]
     return (
         f"{when(record)}  {status:<9}  {record.message_type or '-'}  {record.message_id or '-'}  "
         f"{record.sender or '-'}  {what}"
