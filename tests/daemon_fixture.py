@@ -57,10 +57,12 @@ class Daemon:
     """`exchanger run` in a child process, its JSON log lines collected as they come."""
 
     def __init__(self, exchange: Exchange, url: str, workers: int = 1, extra: list[str] | None = None):
-        # --metrics-port 0: any free port, so daemons of several tests (or a running exchange) never collide.
+        # Port 0 for /metrics and the console: any free port, so daemons of several tests (or a running
+        # exchange) never collide.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exchanger", "--config", str(exchange.config_path), "--amqp-url", url,
-             "run", "--workers", str(workers), "--json-logs", "--metrics-port", "0", *(extra or [])],
+             "run", "--workers", str(workers), "--json-logs", "--metrics-port", "0", "--console-port", "0",
+             *(extra or [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -97,6 +99,22 @@ class Daemon:
         self.wait_for("metrics.listening")
         port = next(e["port"] for e in self.events if e.get("event") == "metrics.listening")
         return f"http://127.0.0.1:{port}"
+
+    @property
+    def console(self) -> str:
+        """The base URL of the operators' console (without the trailing slash)."""
+        self.wait_for("console.listening")
+        return next(e["address"] for e in self.events if e.get("event") == "console.listening").rstrip("/")
+
+    @property
+    def console_first_password(self) -> str | None:
+        """The one-time password of the first admin, as the daemon printed it on the terminal (None if it did not)."""
+        self.wait_for("console.listening")
+        marker = "one-time password "
+        for line in list(self.raw):
+            if marker in line:
+                return line.split(marker, 1)[1].split()[0]
+        return None
 
     def stop(self) -> int:
         """Stop gracefully (SIGTERM) and return the exit status."""

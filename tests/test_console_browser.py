@@ -13,7 +13,7 @@ import zipfile
 import pytest
 import yaml
 
-from console_fixture import ACCOUNTS, FIRST_ADMIN, SESSION_MINUTES, browser, downloads, page, start_console  # noqa: F401
+from browser_fixture import ACCOUNTS, FIRST_ADMIN, SESSION_MINUTES, browser, downloads, page, start_console  # noqa: F401
 from daemon_fixture import mailbox
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e, pytest.mark.browser]

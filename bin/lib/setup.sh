@@ -37,6 +37,11 @@ ensure_browser() {
   ensure_os_packages chromium chromium-driver
 }
 
+ensure_report_packages() {
+  # The management report's PDF is laid out by WeasyPrint, which needs Pango and a font with wide coverage.
+  ensure_os_packages libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+}
+
 ensure_venv() {
   # $1: pip extras to install with the package ("" or "test").
   local extras="${1:-}"

@@ -72,8 +72,9 @@ def start_console(settings: ConsoleSettings, services: ConsoleServices) -> Conso
     sampler = app.config["SAMPLER"]
     sampler.start()
     running = ConsoleServer(server, settings, services, sampler)
-    log.info("console.listening", address=running.address, tls=settings.tls)
+    # The terminal lines first: whoever waits for the event finds the one-time password already written.
     announce(running.address, first_password)
+    log.info("console.listening", address=running.address, tls=settings.tls)
     return running
 
 

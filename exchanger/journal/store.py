@@ -306,6 +306,10 @@ class Store:
             sql += f" LIMIT {int(query.limit)}"
         return [_record(row) for row in self._query(sql, params)]
 
+    def select(self, text: str, params: Sequence = ()) -> list[tuple]:
+        """The rows of a read-only query written with ``?`` placeholders, in either store's dialect (for reports)."""
+        return self._query(text, params)
+
     def accepted_receipt(self, sender: str, message_id: str) -> bytes | None:
         """The receipt the sender got when this message id was first accepted, or None if it never was."""
         rows = self._query(

@@ -1,0 +1,79 @@
+"""Management reports: the ones rendered so far, render a period (a month or a day), download HTML or PDF."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
+
+from exchanger.console.audit import operator
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+_PERIOD = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+FORMATS = {"html": "text/html", "pdf": "application/pdf"}
+
+
+def _folder():
+    return current_app.config["SERVICES"].reports_folder()
+
+
+def rendered() -> list[dict]:
+    """The periods rendered so far, newest first, with the formats each has."""
+    folder = _folder()
+    periods: dict[str, set[str]] = {}
+    if folder.is_dir():
+        for path in folder.glob("*/report.*"):
+            if _PERIOD.match(path.parent.name) and path.suffix[1:] in FORMATS:
+                periods.setdefault(path.parent.name, set()).add(path.suffix[1:])
+    return [{"period": p, "formats": sorted(f)} for p, f in sorted(periods.items(), reverse=True)]
+
+
+@bp.get("")
+def listing():
+    """The rendered reports and the form to render one."""
+    return render_template("reports.html", reports=rendered())
+
+
+@bp.post("")
+def render():
+    """Render a period's report from the message log (HTML and PDF) and show it."""
+    from exchanger.operations.report import generate
+
+    period = request.form.get("period", "").strip()
+    if not _PERIOD.match(period):
+        return render_template("reports.html", reports=rendered(),
+                               error=f"{period!r} is not a period: write a month as 2026-11 or a day as 2026-11-05."), 400
+    services = current_app.config["SERVICES"]
+    try:
+        files = generate(services.store(), period, _folder() / period, operator(g.user.name))
+    except Exception as exc:  # noqa: BLE001  (a period without data or a failed PDF still gets a clear answer)
+        return render_template("reports.html", reports=rendered(), error=f"The report for {period} failed: {exc}"), 400
+    pages = f", {files.pages} PDF page(s)" if getattr(files, "pages", None) else ""
+    flash(f"Report for {period} rendered in {files.seconds:.1f} s{pages}.", "info")
+    return redirect(url_for("reports.show", period=period))
+
+
+@bp.get("/<period>")
+def show(period: str):
+    """One period's report: links to its HTML and PDF."""
+    if not _PERIOD.match(period):
+        abort(404, description=f"{period!r} is not a period such as 2026-11 or 2026-11-05.")
+    formats = [f for f in FORMATS if (_folder() / period / f"report.{f}").is_file()]
+    if not formats:
+        abort(404, description=f"No report for {period} has been rendered yet: render it from the reports page.")
+    return render_template("report.html", period=period, formats=formats)
+
+
+@bp.get("/<period>/report.<fmt>")
+def download(period: str, fmt: str):
+    """The report file itself (HTML shown in the browser, PDF downloaded)."""
+    path = _folder() / period / f"report.{fmt}"
+    if not _PERIOD.match(period) or fmt not in FORMATS or not path.is_file():
+        abort(404, description=f"No {fmt} report for {period}.")
+    response = send_file(path, mimetype=FORMATS[fmt], as_attachment=fmt == "pdf",
+                         download_name=f"exchange-report-{period}.{fmt}")
+    if fmt == "html":
+        # The report is a document of its own (its charts inline): it may use its own styles, nothing more.
+        response.headers["Content-Security-Policy"] = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return response
