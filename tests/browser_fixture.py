@@ -177,7 +177,7 @@ def start_console(broker, directory: Path, edit: Callable[[dict, Exchange], None
             edit(data, exchange)
 
     exchange = deploy(broker, directory, configure, users=users)
-    daemon = Daemon(exchange, broker.url, workers=1, extra=["--console-port", "0"])
+    daemon = Daemon(exchange, broker.url, workers=1)  # the console on a free port, as for every daemon test
     try:
         daemon.wait_for("worker.consuming")
         daemon.wait_for("console.listening")
