@@ -367,6 +367,9 @@ def test_dead_letters_list_show_replay_and_purge(deployment, tmp_path):
         # Settled, not gone: each replay and purge is on record with who did it.
         settled = _cli(exchange, exchange.url, "dead", "list", "--settled").stdout
         assert "[replayed by " in settled and "[purged by " in settled
+        # And in the message log, under the operator's login name.
+        actions = _cli(exchange, exchange.url, "log", "search", "--kind", "operator-action").stdout
+        assert "dead-letter-replay by " in actions and "dead-letter-purge by " in actions
     finally:
         assert daemon.stop() == 0
 
@@ -416,6 +419,32 @@ def test_reload_under_load_loses_nothing_and_mixes_nothing(deployment, tmp_path)
         assert len(with_rule) == 1  # copies to ciq only under the version that has the sharing rule
         assert {mid for mid, version in receipts.items() if version in with_rule} == set(shared)
         assert sum(1 for e in daemon.events if e.get("event") == "config.reloaded") >= 2  # signals may coalesce
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_routes_apply_reaches_a_watching_daemon_and_the_next_message_follows_it(deployment, tmp_path):
+    """`routes apply` writes the new version in place; the daemon started with --watch-config routes by it."""
+    exchange = deployment
+    local, live, original = _live_copy(exchange, tmp_path)
+    data = yaml.safe_load(original)
+    data["routes"] = [r for r in data["routes"] if r["id"] != "forex-verification"]
+    without_forex = tmp_path / "without-forex.yaml"
+    without_forex.write_text(yaml.safe_dump(data, sort_keys=False))
+    daemon = Daemon(local, exchange.url, workers=1, extra=["--watch-config"])
+    try:
+        daemon.wait_for("worker.consuming")
+        applied = _cli(local, exchange.url, "routes", "apply", str(without_forex))
+        assert "- route forex-verification" in applied.stdout and "ForexVerification loses destination: addressed receivers in kind:forex" in applied.stdout
+        daemon.wait_for("config.reloaded")
+        _cli(exchange, exchange.url, "send", "--sign", "--as", "ent-a", str(SAMPLES / "forex-verification/valid.xml"))
+        (receipt,) = _mailbox(exchange, "ent-a", 1)
+        assert receipt.headers["x-exchanger-status"] == "rejected"
+        (kept,) = (tmp_path / "live.yaml.previous").iterdir()
+        assert kept.read_text() == original
+        actions = _cli(local, exchange.url, "log", "search", "--kind", "operator-action").stdout
+        assert "route-change by " in actions
+        _cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")  # leave no dead letter behind
     finally:
         assert daemon.stop() == 0
 

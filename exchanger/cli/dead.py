@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import click
 import pika.exceptions
 
 from exchanger.cli.common import EXIT_BROKER, EXIT_CODES_HELP, EXIT_FAILED, fail, has_credentials, pass_settings, read_password
-from exchanger.transport.dead_letter_store import DeadLetterLog, dead_letter_store, legacy_queue_depth, migrate_legacy_queue
-from exchanger.transport.dead_letters import MAX_REPLAYS, DeadLetter
+from exchanger.journal.store import open_store
+from exchanger.operations.actor import Operator
+from exchanger.operations.dead_letters import DeadLetter, DeadLetterDesk, DeadLetterFilter, DeadLetterStreamError
+from exchanger.transport.dead_letter_store import legacy_queue_depth, migrate_legacy_queue
+from exchanger.transport.dead_letters import MAX_REPLAYS
 from exchanger.transport.names import DEAD_LETTERS, LEGACY_DEAD_QUEUE
 from exchanger.transport.url import connection_parameters, resolve_amqp_url, with_credentials
 
@@ -40,41 +44,32 @@ def _url(settings, config) -> str:
     return url
 
 
-def _session(settings):
+@contextmanager
+def _desk(settings, *, recording: bool = False):
+    """The operations' dead-letter desk as the daemon's user; with ``recording``, over the message log too."""
     config = settings.load()
-    # A broker that cannot be reached or refuses the login is explained by the command group, as for every command.
-    return dead_letter_store(connection_parameters(_url(settings, config), client_name="exchanger dead"), config.broker.daemon_user)
-
-
-def _browse(store, limit: int | None = None) -> list[DeadLetter]:
-    """Read the pending dead letters, or exit with what to do when the broker refuses."""
-    pending = _read(store).pending()
-    return pending if limit is None else pending[:limit]
-
-
-def _read(store) -> DeadLetterLog:
-    """Read the whole dead-letter stream, or exit with what to do when the broker refuses."""
+    url = _url(settings, config)
+    # The log is opened (created if the daemon has not yet) so that every replay and purge is on record.
+    store = open_store(config.journal.url) if recording else None
     try:
-        return store.read()
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code == 404:
-            fail(f"there is no dead-letter stream {DEAD_LETTERS} on this virtual host",
-                 ["declare it with `exchanger topology apply`", "then move older dead letters with `exchanger dead migrate`"],
-                 EXIT_BROKER)
-        fail(f"reading the dead-letter stream failed: {exc!r}", code=EXIT_BROKER)
-    except pika.exceptions.AMQPError as exc:
-        fail(f"reading the dead-letter stream failed: {exc!r}", code=EXIT_BROKER)
+        yield DeadLetterDesk(config, url, store, client_name="exchanger dead")
+    except DeadLetterStreamError as exc:
+        fail(str(exc), exc.hints, EXIT_BROKER)
+    finally:
+        if store is not None:
+            store.close()
 
 
-def _filters(reason, sender, message_type, since, until) -> dict:
+def _filters(reason, sender, message_type, since, until, limit=None) -> DeadLetterFilter:
     now = time.time()
-    return {
-        "reason": reason,
-        "sender": sender,
-        "message_type": message_type,
-        "since": now - parse_age(since) if since else None,
-        "until": now - parse_age(until) if until else None,
-    }
+    return DeadLetterFilter(
+        reason=reason,
+        sender=sender,
+        message_type=message_type,
+        since=now - parse_age(since) if since else None,
+        until=now - parse_age(until) if until else None,
+        limit=limit,
+    )
 
 
 def _line(letter: DeadLetter) -> str:
@@ -112,17 +107,16 @@ def dead() -> None:
 @pass_settings
 def list_(settings, reason, sender, message_type, since, until, limit, settled) -> None:
     """List pending dead letters, one line each (reading never removes or requeues anything)."""
-    filters = _filters(reason, sender, message_type, since, until)
+    filters = _filters(reason, sender, message_type, since, until, limit)
     if settled:
-        with _session(settings) as store:
-            log = _read(store)
-        done = [(log.letters[i], s) for i, s in log.settled.items() if i in log.letters and log.letters[i].matches(**filters)]
-        for letter, settlement in done[:limit]:
+        with _desk(settings) as desk:
+            done = desk.settled(filters)
+        for letter, settlement in done:
             click.echo(f"{_line(letter)}  [{settlement.settled_as} by {settlement.settled_by} at {_when(settlement.at)}]")
-        click.echo(f"{len(done[:limit])} settled dead letter(s)", err=True)
+        click.echo(f"{len(done)} settled dead letter(s)", err=True)
         return
-    with _session(settings) as store:
-        letters = [letter for letter in _browse(store, limit) if letter.matches(**filters)]
+    with _desk(settings) as desk:
+        letters = desk.browse(filters)
     for letter in letters:
         click.echo(_line(letter))
     click.echo(f"{len(letters)} dead letter(s)", err=True)
@@ -133,11 +127,10 @@ def list_(settings, reason, sender, message_type, since, until, limit, settled) 
 @pass_settings
 def show(settings, letter_id: str) -> None:
     """Show one dead letter: its headers, every reason, and its original bytes."""
-    with _session(settings) as store:
-        found = [letter for letter in _browse(store) if letter.id.startswith(letter_id)]
-    if not found:
+    with _desk(settings) as desk:
+        letter = desk.find(letter_id)
+    if letter is None:
         fail(f"no dead letter {letter_id}")
-    letter = found[0]
     click.echo(_line(letter))
     for item in letter.reasons:
         where = ", ".join(str(x) for x in (f"line {item['line']}" if item.get("line") else None, item.get("path")) if x)
@@ -158,50 +151,51 @@ def replay(settings, letter_ids, reason, sender, message_type, since, until, for
     """Run dead letters through the pipeline again (e.g. after a configuration fix), as their original sender.
 
     Name them by ID, or select them with filters. A replay that is rejected again becomes a new
-    dead letter; nothing is ever replayed automatically, so a replay cannot loop.
+    dead letter; nothing is ever replayed automatically, so a replay cannot loop. Each replay
+    (and each one skipped) is recorded in the message log with the operator's login name.
     """
-    if not letter_ids and not any((reason, sender, message_type, since, until)):
-        fail("name the dead letters to replay, or select them with a filter", code=EXIT_FAILED)
     filters = _filters(reason, sender, message_type, since, until)
-    replayed = skipped = 0
-    with _session(settings) as store:
-        for letter in _browse(store):
-            if letter_ids and not any(letter.id.startswith(i) for i in letter_ids):
-                continue
-            if not letter.matches(**filters):
-                continue
-            if not letter.sender:
-                click.echo(f"skipped {letter.id}: it names no broker-verified sender, so it cannot be replayed as one")
-                skipped += 1
-                continue
-            if letter.replays >= MAX_REPLAYS and not force:
-                click.echo(f"skipped {letter.id}: already replayed {letter.replays} times (use --force)")
-                skipped += 1
-                continue
-            store.replay(letter)
-            replayed += 1
+    if not letter_ids and not filters.selects:
+        fail("name the dead letters to replay, or select them with a filter", code=EXIT_FAILED)
+    with _desk(settings, recording=True) as desk:
+        results = desk.replay(list(letter_ids), Operator.from_login(), force=force, filters=filters)
+    for result in results:
+        letter = result.letter
+        if result.done:
             click.echo(f"replayed {letter.id} ({letter.message_type or '?'} {letter.message_id or ''} from {letter.sender or '?'})")
-    click.echo(f"{replayed} replayed, {skipped} skipped", err=True)
-    if letter_ids and not replayed and not skipped:
+        else:
+            click.echo(f"skipped {letter.id}: {result.why}")
+    replayed = sum(result.done for result in results)
+    click.echo(f"{replayed} replayed, {len(results) - replayed} skipped", err=True)
+    if letter_ids and not results:
         fail(f"no dead letter matches {', '.join(letter_ids)}")
 
 
 @dead.command(epilog=EXIT_CODES_HELP)
-@click.option("--older-than", "older_than", required=True, help="Remove dead letters dead for longer than this (e.g. 30d).")
+@click.argument("letter_ids", nargs=-1)
+@with_filters
+@click.option("--older-than", "older_than", default=None, help="Those dead for longer than this (e.g. 30d).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @pass_settings
-def purge(settings, older_than: str, dry_run: bool) -> None:
-    """Settle dead letters older than a period for good: they no longer show, replay or count as waiting."""
-    cutoff = time.time() - parse_age(older_than)
-    removed = 0
-    with _session(settings) as store:
-        for letter in _browse(store):
-            if letter.dead_at is not None and letter.dead_at < cutoff:
-                if not dry_run:
-                    store.purge(letter)
-                removed += 1
-                click.echo(f"{'would remove' if dry_run else 'removed'} {_line(letter)}")
-    click.echo(f"{removed} dead letter(s) {'would be ' if dry_run else ''}removed", err=True)
+def purge(settings, letter_ids, reason, sender, message_type, since, until, older_than: str | None, dry_run: bool) -> None:
+    """Settle dead letters for good: they no longer show, replay or count as waiting.
+
+    Name them by ID, or select them with --older-than and the filters. Each purge is recorded in
+    the message log with the operator's login name.
+    """
+    filters = _filters(reason, sender, message_type, since, older_than or until)
+    if not letter_ids and not filters.selects:
+        fail("name the dead letters to purge, or select them with --older-than or a filter", code=EXIT_FAILED)
+    with _desk(settings, recording=not dry_run) as desk:
+        if dry_run:
+            letters = desk.select(list(letter_ids), filters)
+        else:
+            letters = [result.letter for result in desk.purge(list(letter_ids), Operator.from_login(), filters=filters)]
+    for letter in letters:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {_line(letter)}")
+    click.echo(f"{len(letters)} dead letter(s) {'would be ' if dry_run else ''}removed", err=True)
+    if letter_ids and not letters:
+        fail(f"no dead letter matches {', '.join(letter_ids)}")
 
 
 @dead.command(epilog=EXIT_CODES_HELP)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import click
 
-from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, Settings, pass_settings
+from exchanger.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_FILE, Settings, fail, pass_settings
+from exchanger.config import ConfigError
+from exchanger.config.loader import read_journal_settings
+from exchanger.journal.store import open_store
+from exchanger.operations import routes as route_changes
+from exchanger.operations.actor import Operator
 from exchanger.pipeline.explain import explain_document
 from exchanger.pipeline.stages.relay import relay_path
 from exchanger.pipeline.stages.unwrap import etree_local
@@ -16,7 +23,7 @@ from exchanger.routing.hops import inbound_hop, outbound_hop
 
 @click.group()
 def routes() -> None:
-    """Check and explain the routing configuration."""
+    """Check, explain, compare and apply the routing configuration."""
 
 
 @routes.command(epilog=EXIT_CODES_HELP)
@@ -137,6 +144,48 @@ def diff(settings, old: Path, new: Path) -> None:
         for target in sorted(change.lost.get(message_type, ())):
             click.echo(f"  {message_type} loses destination: {target}")
     raise SystemExit(EXIT_FAILED)
+
+
+@routes.command(epilog=EXIT_CODES_HELP)
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--hup", "hup_pid", type=click.IntRange(1), default=None,
+              help="Send SIGHUP to this process (the running daemon) once the new version is written.")
+@pass_settings
+def apply(settings, new: Path, hup_pid: int | None) -> None:
+    """Replace the configuration (--config) with NEW once it passes every check `routes check` makes.
+
+    A refused NEW changes nothing: every problem is listed (exit 1). Otherwise the file is replaced
+    atomically, the previous version kept as CONFIG.previous/<UTC time>.yaml, and the change, with
+    its routing difference, recorded in the message log under your login name. A daemon started
+    with --watch-config reloads it by itself; otherwise give --hup with the daemon's process id
+    (or send it SIGHUP yourself).
+    """
+    try:
+        text = new.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {new}: {getattr(exc, 'strerror', None) or exc}", code=EXIT_FILE)
+    try:
+        store = open_store(read_journal_settings(settings.config_path).url)
+    except ConfigError as exc:
+        fail(f"the journal section of {settings.config_path} cannot be used, so the change could not be recorded:",
+             exc.problems)
+    reload = (lambda: os.kill(hup_pid, signal.SIGHUP)) if hup_pid else None
+    try:
+        change = route_changes.apply(settings.config_path, text, Operator.from_login(), store, reload)
+    except route_changes.ConfigRejected as exc:
+        fail(f"{new} was refused; {settings.config_path} is unchanged:", [str(p) for p in exc.problems])
+    finally:
+        store.close()
+    for line in change.diff_lines or ["no routing difference"]:
+        click.echo(f"  {line}")
+    kept = f"; the previous version is kept as {change.previous}" if change.previous else ""
+    click.echo(f"{change.path}: now version {change.version_after} (was {change.version_before or 'unreadable'}){kept}")
+    if change.reload_problem:
+        fail(f"the new version is in place, but signalling process {hup_pid} failed: {change.reload_problem}")
+    if change.reloaded:
+        click.echo(f"sent SIGHUP to process {hup_pid}: the daemon reloads, keeping the running version if it refuses")
+    else:
+        click.echo("a daemon started with --watch-config reloads it now; any other needs SIGHUP (or --hup PID)")
 
 
 COMMANDS = [routes]

@@ -65,6 +65,7 @@ def action_event(
     message_type: str | None = None,
     details: dict | None = None,
     config_version: str | None = None,
+    digest: str | None = None,
 ) -> Event:
     """The log event of one operator action, filed under the message it concerns when there is one."""
     if action not in ACTIONS:
@@ -80,6 +81,7 @@ def action_event(
         sender=sender,
         message_type=message_type,
         config_version=config_version,
+        digest=digest,
     )
 
 
@@ -94,6 +96,7 @@ def record_action(
     message_type: str | None = None,
     details: dict | None = None,
     config_version: str | None = None,
+    digest: str | None = None,
 ) -> Record:
     """Append the action to the hash-chained log now (in its own transaction) and return its record.
 
@@ -109,6 +112,7 @@ def record_action(
         message_type=message_type,
         details=details,
         config_version=config_version,
+        digest=digest,
     )
     (record,) = store.append([event])
     return record
