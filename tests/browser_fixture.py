@@ -140,12 +140,8 @@ class Console:
 
     def operator_actions(self, operator: str, action: str) -> list[dict]:
         """Records of one operator action by one account, as `exchanger log search` shows them."""
-        found = []
-        for record in self.log_records():
-            text = json.dumps(record)
-            if "operator-action" in text and f'"{action}"' in text and operator in text:
-                found.append(record)
-        return found
+        records = self.log_records("--kind", "operator-action", "--operator", operator)
+        return [record for record in records if f'"{action}"' in json.dumps(record)]
 
     def pending_dead_letters(self) -> str:
         """`exchanger dead list`: the pending dead letters, one a line, as the operators' command prints them."""
@@ -292,9 +288,14 @@ class Page:
         from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
+        from selenium.common.exceptions import TimeoutException
+
         wait = WebDriverWait(self.driver, timeout, poll_frequency=0.2,
                              ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
-        return wait.until(condition, message)
+        try:
+            return wait.until(condition, message)
+        except TimeoutException:
+            pytest.fail(f"{message or 'waited in vain'} (after {timeout}s)\n{self.why}", pytrace=False)
 
     def until_text(self, test_id: str, predicate: Callable[[str], bool], message: str = "", timeout: float = WAIT) -> str:
         """Wait until an element's text satisfies ``predicate``; return the text."""
@@ -319,6 +320,13 @@ class Page:
     def body(self) -> str:
         """The page's visible text."""
         return self.driver.find_element("tag name", "body").text
+
+    @property
+    def why(self) -> str:
+        """The page shown now and the daemon's last errors, for a failing assertion to say."""
+        errors = [line for line in list(self.console.daemon.raw) if "error" in line.lower()][-4:]
+        return (f"page {self.driver.current_url}:\n{self.body[:1500]}"
+                + "".join(f"\nthe daemon said: {line.strip()[:2000]}" for line in errors))
 
     @property
     def path(self) -> str:
