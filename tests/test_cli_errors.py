@@ -37,6 +37,7 @@ HTTP_COMMANDS = {("status",)}
 EXTRA = {
     ("topology", "apply"): ["--no-users"],  # users are global to the broker node: never make them here
     ("dead", "replay"): ["--reason", "nothing-matches"],
+    ("dead", "purge"): ["--older-than", "3650d"],
     ("receive",): ["--wait", "0.2"],
 }
 

@@ -90,6 +90,17 @@ def test_an_idle_session_expires_with_a_message(console):
     assert "Your session expired after 30 minutes without use" in page
 
 
+def test_the_dashboards_polling_does_not_keep_an_idle_session_alive(console):
+    console.sign_in("viewer")
+    with console.client.session_transaction() as session:
+        session["seen"] -= 29 * 60
+    assert console.client.get("/dashboard.json").status_code == 200
+    with console.client.session_transaction() as session:
+        session["seen"] -= 2 * 60
+    expired = console.client.get("/dashboard.json")
+    assert expired.status_code == 401 and expired.get_json()["login"] == "/login"
+
+
 def test_a_changed_password_ends_the_other_sessions(console, exchange, tmp_path):
     console.sign_in("viewer")
     console.users.set_password("viewer", "another long password")

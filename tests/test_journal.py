@@ -179,7 +179,8 @@ def test_a_good_log_verifies(logged):
     result = _verify(config_path)
     assert result.exit_code == 0, result.output
     assert "OK" in result.output and "14 records (seq 1 to 14)" in result.output
-    assert "1 signed checkpoint(s); 3 archived original(s) and receipt(s)" in result.output
+    # The rejected original, the two accepted receipts and the rejection's receipt.
+    assert "1 signed checkpoint(s); 4 archived original(s) and receipt(s)" in result.output
 
 
 def test_every_record_carries_the_config_version_and_the_chain(logged, exchange):
@@ -588,9 +589,15 @@ def test_originals_are_kept_as_configured(exchange, pipeline, tmp_path):
         _populate(exchange, pipeline, recorder)
         recorder.close()
         store = open_store(url)
-        kept[policy] = sorted(what for what, *_ in store.archived() if what == "original")
+        kept[policy] = sorted(what for what, *_ in store.archived())
         store.close()
-    assert kept == {"rejected": ["original"], "all": ["original"] * 3, "none": []}
+    # Accepted receipts are always kept (they answer duplicates); a rejection's receipt unless none;
+    # the four signed copies (two per accepted message) with all.
+    assert kept == {
+        "rejected": ["original", "receipt", "receipt", "receipt"],
+        "all": ["copy"] * 4 + ["original"] * 3 + ["receipt"] * 3,
+        "none": ["receipt", "receipt"],
+    }
 
 
 # ---- configuration ----------------------------------------------------------------------------------

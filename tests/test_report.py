@@ -13,8 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from exchange_fixture import write_config
-from exchanger.cli.common import Settings
-from exchanger.cli.report import report as report_command
+from exchanger.cli.main import main
 from exchanger.journal.records import (
     ANSWERED,
     DEAD_LETTERED,
@@ -168,6 +167,7 @@ def test_the_months_figures_are_exact(november):
     figures = _figures(november)
     assert (figures.messages, figures.accepted, figures.rejected, figures.duplicates) == (11, 6, 4, 1)
     assert figures.acceptance_rate == pytest.approx(60.0)
+    assert figures.resends == 2
     assert figures.copies == 8
     assert {s.name: s.total for s in figures.by_receiver} == {"customs": 6, "ciq": 1, "terminal": 1}
     assert {s.name: s.total for s in figures.by_route} == {
@@ -286,7 +286,9 @@ def test_a_bad_period_is_refused_with_what_is_accepted(text):
 
 
 def _run(config_path: Path, *args: str):
-    return CliRunner().invoke(report_command, list(args), obj=Settings(config_path, None, "info"))
+    """``exchanger --config CONFIG report ARGS``, as the console script runs it."""
+    env = {"EXCHANGER_CONFIG": None}
+    return CliRunner().invoke(main, ["--config", str(config_path), "report", *args], env=env)
 
 
 @pytest.fixture
@@ -299,7 +301,7 @@ def configured(tmp_path, exchange, sqlite_november) -> Path:
 def test_the_command_writes_both_and_names_them(configured, tmp_path):
     result = _run(configured, "--period", "2026-11", "--out", str(tmp_path / "reports"))
     assert result.exit_code == 0, result.output
-    assert "November 2026: 11 message(s), 6 accepted, 4 rejected, 1 duplicate(s), 8 copies delivered" in result.output
+    assert "November 2026: 11 message(s), 6 accepted, 4 rejected, 1 duplicate(s), 8 copies delivered, 2 resend(s) answered" in result.output
     assert (tmp_path / "reports/exchange-report-2026-11.pdf").read_bytes().startswith(b"%PDF-")
     assert "page(s)" in result.output and "eport (platform)" in (tmp_path / "reports/exchange-report-2026-11.html").read_text()
 
@@ -317,3 +319,35 @@ def test_the_command_says_when_a_period_had_no_traffic(configured, tmp_path):
     assert result.exit_code == 0, result.output
     assert "no traffic in 1 August 2026" in result.output
     assert json.dumps("No traffic")[1:-1] in (tmp_path / "r/exchange-report-2026-08-01.html").read_text()
+
+
+# ---- traffic through the real pipeline ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_log(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    return _postgres_schema(request.getfixturevalue("postgres_database"))
+
+
+def test_a_generated_month_adds_up_to_what_the_pipeline_decided(exchange, fresh_log):
+    from bench.month_traffic import generate
+
+    store = open_store(fresh_log)
+    made = generate(exchange.config, store, 2026, 11, 160, seed=7)
+    figures = report_figures(store, "2026-11", as_of=AS_OF)
+    store.close()
+    assert made.rejected > 0 and made.accepted > 100
+    assert (figures.accepted, figures.rejected, figures.resends) == (made.accepted, made.rejected, made.duplicates)
+    assert figures.messages == made.accepted + made.rejected  # a resend is the message it repeats
+    assert sum(r.messages for r in figures.reasons) >= made.rejected
+    assert figures.latency_delivered.count == made.accepted
+    assert figures.copies >= made.accepted
+
+
+def test_the_command_refuses_a_file_as_its_folder(configured, tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    result = _run(configured, "--period", "2026-11", "--out", str(tmp_path / "taken"))
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: cannot create the report folder {tmp_path / 'taken'}: a file")

@@ -146,5 +146,10 @@ ensure_console_assets() {
     ensure_os_packages nodejs npm
   fi
   say "building the console's scripts and styles"
-  (cd "$assets" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null)
+  local output
+  if ! output="$(cd "$assets" && npm ci --no-audit --no-fund --loglevel=error 2>&1 && npm run --silent build 2>&1)"; then
+    printf '%s\n' "$output" >&2
+    say "the console's scripts could not be built (see above)"
+    return 1
+  fi
 }

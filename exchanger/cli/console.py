@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 import click
@@ -31,6 +32,10 @@ def _store(settings) -> UserStore:
         fail(f"the configuration {settings.config_path} cannot be used:", exc.problems)
 
 
+def _stdin_line() -> str:
+    return sys.stdin.readline().rstrip("\n")
+
+
 def _password(prompt: str) -> str:
     password = click.prompt(prompt, hide_input=True, confirmation_prompt=True)
     if len(password) < MIN_PASSWORD:
@@ -57,7 +62,7 @@ def users() -> None:
 def add(settings, name: str, role: str, password_stdin: bool) -> None:
     """Add an account NAME with a role; the password is asked twice (or read from stdin)."""
     store = _store(settings)
-    password = click.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else _password("Password")
+    password = _stdin_line() if password_stdin else _password("Password")
     try:
         store.add(name, role, password)
     except AccountError as exc:
@@ -102,7 +107,7 @@ def remove(settings, name: str) -> None:
 def passwd(settings, name: str, password_stdin: bool, temporary: bool) -> None:
     """Set a new password for NAME (asked twice, or read from stdin)."""
     store = _store(settings)
-    password = click.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else _password("New password")
+    password = _stdin_line() if password_stdin else _password("New password")
     try:
         store.set_password(name, password, must_change=temporary)
     except AccountError as exc:

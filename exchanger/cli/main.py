@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from exchanger import __version__
-from exchanger.cli import console, dead, documents, envelopes, keys, links, log, mailbox, routes, run, status, topology
+from exchanger.cli import (
+    console, dead, documents, envelopes, evidence, keys, links, log, mailbox, routes, run, status, topology,
+)
 from exchanger.cli import report as management_report
 from exchanger.cli.common import EXIT_CODES_HELP, Settings, default_config
 from exchanger.cli.errors import report
@@ -57,7 +59,7 @@ def main(ctx: click.Context, config_path: Path, amqp_url: str | None, log_level:
     ctx.obj = Settings(config_path=config_path, amqp_url=amqp_url, log_level=log_level)
 
 
-for module in (run, status, topology, links, mailbox, documents, envelopes, routes, dead, log, keys, management_report,
-               console):
+for module in (run, status, topology, links, mailbox, documents, envelopes, routes, dead, log, evidence, keys,
+               management_report, console):
     for command in module.COMMANDS:
         main.add_command(command)

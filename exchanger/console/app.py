@@ -71,6 +71,11 @@ def create_app(settings: ConsoleSettings, services: ConsoleServices) -> Flask:
         """Alive: the only page that answers without sign-in."""
         return {"alive": True}
 
+    @app.get("/favicon.ico")
+    def favicon():
+        """No icon: an empty answer, so browsers stop asking."""
+        return "", 204
+
     @app.context_processor
     def globals_for_pages():
         return {"user": g.get("user"), "platform": services.config.platform, "tls": settings.tls}
@@ -120,6 +125,10 @@ def _register_errors(app: Flask, settings: ConsoleSettings) -> None:
     @app.errorhandler(404)
     def not_found(error):
         return page(404, "Not found", error.description or "There is no such page.")
+
+    @app.errorhandler(503)
+    def unavailable(error):
+        return page(503, "Not available now", error.description, "Try again once the broker is back.")
 
     @app.errorhandler(413)
     def too_large(_error):

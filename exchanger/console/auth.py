@@ -13,8 +13,10 @@ from exchanger.console.users import AccountError
 
 bp = Blueprint("auth", __name__)
 
-# Pages anyone may open: the health check, signing in, and the console's own scripts and styles.
-OPEN_ENDPOINTS = {"health", "auth.login", "static"}
+# Pages anyone may open: the health check, signing in, and the console's own scripts, styles and (empty) icon.
+OPEN_ENDPOINTS = {"health", "favicon", "auth.login", "static"}
+# Requests a page makes by itself, which do not keep its session alive.
+BACKGROUND_ENDPOINTS = {"dashboard.data"}
 
 
 def requires(role: str):
@@ -51,7 +53,9 @@ def enforce_sign_in():
         session.clear()
         flash("Your account or its password changed: please sign in again.", "warning")
         return _to_login()
-    session["seen"] = int(time.time())
+    # The dashboard's own polling is not use: a console left open still signs out when nobody looks at it.
+    if request.endpoint not in BACKGROUND_ENDPOINTS:
+        session["seen"] = int(time.time())
     g.user = user
     if user.must_change and request.endpoint not in ("auth.password", "auth.logout"):
         flash("Choose your own password before going on: the one you signed in with was for one use.", "warning")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 
 from exchanger.console.audit import operator
@@ -9,6 +11,7 @@ from exchanger.journal.period import parse_moment, stamp
 from exchanger.journal.store import Query
 from exchanger.journal.timeline import KIND_OF_STATUS, event_lines, when
 from exchanger.operations import messages as operations
+from exchanger.operations.evidence import EvidenceError, export_bundle
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -70,13 +73,24 @@ def trace(sender: str, message_id: str):
     return render_template("trace.html", trace=found, sender=sender, when=when, event_lines=event_lines)
 
 
-@bp.get("/<sender>/<message_id>/evidence")
+@bp.post("/<sender>/<message_id>/evidence")
 def evidence(sender: str, message_id: str):
-    """The message's evidence bundle (.zip): originals, copies, receipts, log records with their chain path."""
-    from exchanger.operations.evidence import export_bundle
+    """The message's evidence bundle (.zip): originals, copies, receipts, log records with their chain path.
 
+    A POST with the form's token, as the export is itself recorded in the log under the operator's name.
+    """
     services = current_app.config["SERVICES"]
-    bundle = export_bundle(services.store(), services.config, message_id, None if sender == "-" else sender,
-                           operator(g.user.name))
-    name = f"evidence-{sender}-{message_id}.zip".replace("/", "_")
+    store = services.store()
+    # Signing a checkpoint now uses the platform key: that is the operator's to decide.
+    sign_now = request.form.get("sign_checkpoint") == "1" and g.user.may("operator")
+    try:
+        bundle = export_bundle(store, services.config, message_id, None if sender == "-" else sender,
+                               operator(g.user.name), sign_checkpoint=sign_now)
+    except EvidenceError as exc:
+        found = operations.trace(store, message_id, None if sender == "-" else sender)
+        if not found.found:
+            abort(404, description=f"{exc}.")
+        return render_template("trace.html", trace=found, sender=sender, when=when, event_lines=event_lines,
+                               evidence_error=str(exc)), 409
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"evidence-{sender}-{message_id}") + ".zip"
     return Response(bundle, mimetype="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})

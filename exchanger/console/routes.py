@@ -46,16 +46,24 @@ def edit():
     services = current_app.config["SERVICES"]
     path = services.config_path
     if request.method == "GET":
-        return render_template("route_edit.html", text=operations.current_text(path), preview=None)
+        current = operations.current_text(path)
+        return render_template("route_edit.html", text=current, base=current, preview=None)
+    # Browsers send a textarea with CRLF line ends; the file keeps the LF ones it has.
     text = request.form.get("text", "").replace("\r\n", "\n")
+    base = request.form.get("base", "").replace("\r\n", "\n")
     preview = operations.preview(path, text)
     if request.form.get("action") != "apply":
-        return render_template("route_edit.html", text=text, preview=preview), 200 if preview.ok else 422
+        return render_template("route_edit.html", text=text, base=base, preview=preview), 200 if preview.ok else 422
     try:
-        applied = operations.apply(path, text, operator(g.user.name), services.store(), services.reload)
+        applied = operations.apply(path, text, operator(g.user.name), services.store(), services.reload,
+                                   base_text=base or None)
     except operations.ConfigRejected as exc:
-        refused = getattr(exc, "preview", None) or preview
-        return render_template("route_edit.html", text=text, preview=refused, refused=True), 422
-    flash(f"The new routes are applied and the daemon reloads them; the previous version is kept in {applied.previous}.",
-          "info")
+        refused = operations.RoutePreview(problems=list(exc.problems), diff=preview.diff if preview.ok else None)
+        return render_template("route_edit.html", text=text, base=base, preview=refused, refused=True), 422
+    kept = f" The previous version is kept in {applied.previous}." if applied.previous else ""
+    if applied.reload_problem:
+        flash(f"The new routes are written, but the daemon could not be asked to reload: {applied.reload_problem}.{kept}",
+              "warning")
+    else:
+        flash(f"The new routes are applied and the daemon reloads them.{kept}", "info")
     return redirect(url_for("routes.table"))

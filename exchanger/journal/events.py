@@ -35,6 +35,7 @@ class Forward:
     to: str
     route: str | None
     forward_id: str | None
+    body: bytes | None = field(default=None, repr=False, compare=False)  # the signed copy, kept with keep_originals: all
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class SentReceipt:
     to: str
     format: str | None
     receipt_id: str | None
+    body: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,12 @@ def describe(inbound: Inbound, disposition: Disposition, config_version: str) ->
         elif kind == "forward":
             sender = publication.headers.get(f"{HEADER}sender", sender)
             route = publication.headers.get(f"{HEADER}route")
-            forwards.append(Forward(publication.routing_key, route, publication.message_id))
+            forwards.append(Forward(publication.routing_key, route, publication.message_id, publication.body))
             answers = publication.headers.get(f"{HEADER}answers", answers)
         elif kind == "receipt":
             receipt = publication
         elif kind == "format-receipt":
-            format_receipt = SentReceipt(publication.routing_key, publication.type, publication.message_id)
+            format_receipt = SentReceipt(publication.routing_key, publication.type, publication.message_id, publication.body)
     context = disposition.context
     return Entry(
         outcome=disposition.outcome,
@@ -208,13 +210,28 @@ def processing_events(
     return events
 
 
-def settlement_events(entry: Entry) -> list[Event]:
-    """What the broker confirmed: each copy delivered, the dead letter, the receipt sent."""
+def _kept(body: bytes | None, name: str, details: dict) -> bytes | None:
+    """The bytes to keep beside a record, their SHA-256 named in its details so that the chain covers them."""
+    if body is None:
+        return None
+    details[name] = hashlib.sha256(body).hexdigest()
+    return body
+
+
+def settlement_events(entry: Entry, keep_originals: str = "rejected") -> list[Event]:
+    """What the broker confirmed: each copy delivered, the dead letter, the receipt sent.
+
+    The signed copies are kept beside their ``delivered`` records with ``keep_originals: all``; the
+    receipts of rejected messages and format receipts unless it is ``none`` (an accepted receipt is
+    always kept: it answers duplicates). Each kept document's SHA-256 is in its record's details.
+    """
     columns = dict(entry.columns(), at=stamp())
-    events = [
-        Event.of(DELIVERED, data={"forward_id": f.forward_id, "route": f.route}, receivers=[f.to], **columns)
-        for f in entry.forwards
-    ]
+    events = []
+    for f in entry.forwards:
+        details = {"forward_id": f.forward_id, "route": f.route}
+        copy = _kept(f.body if keep_originals == "all" else None, "copy_sha256", details)
+        events.append(Event.of(DELIVERED, data=details, receivers=[f.to], original=copy, **columns))
+    keep_receipts = keep_originals != "none"
     if entry.dead_lettered:
         details = {"queue": DEAD_LETTERS}
         if entry.dead_letter_id:
@@ -229,11 +246,17 @@ def settlement_events(entry: Entry) -> list[Event]:
         keep = entry.receipt if entry.outcome == ACCEPTED and entry.sender and entry.message_id else None
         if keep is not None:
             details["receipt_sha256"] = hashlib.sha256(keep).hexdigest()
-        events.append(Event.of(RECEIPT, data=details, receivers=[entry.receipt_to], receipt=keep, **columns))
+        # A rejection's receipt is the sender's evidence of why: kept beside its record, as originals are.
+        refusal = entry.receipt if keep_receipts and entry.outcome == REJECTED_OUTCOME else None
+        _kept(refusal, "receipt_sha256", details)
+        events.append(
+            Event.of(RECEIPT, data=details, receivers=[entry.receipt_to], receipt=keep, original=refusal, **columns)
+        )
     if entry.format_receipt is not None:
         sent = entry.format_receipt
         details = {"status": entry.receipt_status, "receipt_id": sent.receipt_id, "format": sent.format}
-        events.append(Event.of(RECEIPT, data=details, receivers=[sent.to], **columns))
+        body = _kept(sent.body if keep_receipts else None, "receipt_sha256", details)
+        events.append(Event.of(RECEIPT, data=details, receivers=[sent.to], original=body, **columns))
     return events
 
 

@@ -67,7 +67,7 @@ class Recorder:
                 while len(self._pending) > PENDING_RECEIPTS:
                     self._pending.popitem(last=False)
         try:
-            events = settlement_events(entry)
+            events = settlement_events(entry, self.keep_originals)
         except Exception:
             log.exception("journal.record_failed", when="settled", message_id=entry.message_id, digest=entry.digest)
             events = []

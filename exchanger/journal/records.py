@@ -125,3 +125,18 @@ class Record(Event):
         data["details"] = self.details
         data["receivers"] = self.receiver_list
         return data
+
+
+def kept_document(data: str | None, table_holds: str, digest: str | None) -> tuple[str, str | None]:
+    """What a kept document is (original, copy or receipt) and the SHA-256 its record names for it."""
+    try:
+        details = json.loads(data) if data else {}
+    except ValueError:
+        details = {}
+    details = details if isinstance(details, dict) else {}
+    if table_holds == "receipt":
+        return "receipt", details.get("receipt_sha256")
+    for name, kind in (("copy_sha256", "copy"), ("receipt_sha256", "receipt")):
+        if details.get(name):
+            return kind, details[name]
+    return "original", digest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 from exchanger.errors import ExchangerError
 from exchanger.journal.chain import GENESIS, content_digest, extend
 from exchanger.journal.checkpoint import Checkpoint
-from exchanger.journal.records import COLUMNS, Event, Record, canonical_json
+from exchanger.journal.records import COLUMNS, Event, Record, canonical_json, kept_document
 from exchanger.transport.url import redact
 
 SCHEMA_VERSION = "1"
@@ -323,7 +322,7 @@ class Store:
         return bytes(rows[0][0]) if rows else None
 
     def archived(self, page: int = 500) -> Iterator[tuple[str, int, str | None, bytes]]:
-        """Every archived original and accepted receipt: (what, seq, the record's digest column or details, bytes)."""
+        """Every kept document: (original, copy or receipt; seq; the SHA-256 its record names; bytes)."""
         for table, column, what in (("journal_originals", "body", "original"), ("journal_accepted", "receipt", "receipt")):
             after = 0
             while True:
@@ -333,8 +332,9 @@ class Store:
                     (after,),
                 )
                 for seq, body, digest, data in rows:
-                    named = digest if what == "original" else _receipt_digest(data)
-                    yield what, int(seq), named, bytes(body)
+                    # A kept copy or receipt is named in its record's details; an original by the digest column.
+                    kind, named = kept_document(data, what, digest)
+                    yield kind, int(seq), named, bytes(body)
                 if len(rows) < page:
                     break
                 after = int(rows[-1][0])
@@ -381,13 +381,6 @@ def _record(row: tuple) -> Record:
 def _like_literal(text: str) -> str:
     """Text matched as itself by LIKE … ESCAPE '!'."""
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-
-
-def _receipt_digest(data: str | None) -> str | None:
-    try:
-        return json.loads(data).get("receipt_sha256") if data else None
-    except ValueError:
-        return None
 
 
 def open_store(url: str) -> Store:

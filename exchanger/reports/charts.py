@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from exchanger.reports.figures import ReportFigures, Series
 
@@ -22,6 +25,11 @@ class Chart:
     title: str
     svg: str
 
+    @property
+    def data_uri(self) -> str:
+        """The chart as an image address, for layouts that take SVG as an image (the PDF)."""
+        return "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode("utf-8")).decode("ascii")
+
 
 def draw(figures: ReportFigures) -> list[Chart]:
     """Every chart of a report with traffic; none when there was none (the report says so instead)."""
@@ -33,7 +41,7 @@ def draw(figures: ReportFigures) -> list[Chart]:
         Chart("types", f"Messages per {unit} by message type", _stacked(figures.buckets, figures.by_type, "messages")),
     ]
     if figures.copies:
-        charts.append(Chart("receivers", f"Copies delivered per {unit} by receiving agency",
+        charts.append(Chart("receivers", f"Copies delivered per {unit} by receiver (agencies, and enterprises for agencies' answers)",
                             _lines(figures.buckets, figures.by_receiver, "copies")))
         charts.append(Chart("routes", f"Copies delivered per {unit} by route",
                             _lines(figures.buckets, figures.by_route, "copies")))
@@ -44,7 +52,7 @@ def draw(figures: ReportFigures) -> list[Chart]:
         charts.append(Chart("reasons", "Top rejection reasons (messages)", _reasons(figures)))
     if figures.senders:
         charts.append(Chart("senders", "Busiest senders (messages)", _senders(figures)))
-    return charts
+    return [Chart(chart.name, chart.title, _own_ids(chart.svg, chart.name)) for chart in charts]
 
 
 def _figure(height: float = HEIGHT) -> tuple[Figure, object]:
@@ -59,9 +67,17 @@ def _figure(height: float = HEIGHT) -> tuple[Figure, object]:
 
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    # Text as text, not as glyph outlines: a third of the size, and five times faster to lay out in the PDF.
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "exchanger"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # inline in the page: no XML declaration or doctype
+
+
+def _own_ids(svg: str, prefix: str) -> str:
+    """Give a chart's element ids a prefix of its own: the charts share one page, and an id must be unique in it."""
+    return (svg.replace(' id="', f' id="{prefix}-').replace('href="#', f'href="#{prefix}-')
+            .replace("url(#", f"url(#{prefix}-"))
 
 
 def _thin_ticks(axes, labels: Sequence[str]) -> None:
@@ -129,8 +145,11 @@ def _latency(figures: ReportFigures) -> str:
     for values, name, colour in ((figures.p50_by_bucket, "median", "#1565c0"), (figures.p95_by_bucket, "95th percentile", "#ef6c00")):
         axes.plot(positions, [1000 * v if v is not None else float("nan") for v in values], label=name, marker=".",
                   linewidth=1, markersize=3, color=colour)
-    axes.set_ylabel("milliseconds", fontsize=7)
-    axes.set_ylim(bottom=0)
+    axes.set_ylabel("milliseconds (log scale)", fontsize=7)
+    axes.set_yscale("log")  # a slow hour must not flatten every other hour's line
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
     _thin_ticks(axes, figures.buckets)
     _legend(axes, 2)
     return _svg(figure)
@@ -142,6 +161,7 @@ def _horizontal(names: Sequence[str], stacks: Sequence[tuple[str, Sequence[int],
     axes.grid(axis="y", visible=False)
     positions = range(len(names))
     left = [0] * len(names)
+    stacks = [stack for stack in stacks if any(stack[1])]  # no legend entry for what never happened
     for label, values, colour in stacks:
         axes.barh(positions, values, left=left, label=label, color=colour, height=0.7)
         left = [a + b for a, b in zip(left, values)]

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from exchanger.journal.store import Store
 from exchanger.reports.certificates import CertificateExpiry, expiries
 from exchanger.reports.period import ReportPeriod, parse_report_period
-from exchanger.reports.queries import MessageRow, copies, messages, rejections
+from exchanger.reports.queries import MessageRow, copies, messages, rejections, resends
 
 TOP = 8  # series drawn one by one in a chart; the rest are summed as "other"
 TOP_SENDERS = 10
@@ -80,7 +80,8 @@ class ReportFigures:
     messages: int
     accepted: int
     rejected: int
-    duplicates: int
+    duplicates: int  # messages only ever answered as a duplicate (first accepted before the period)
+    resends: int  # times an accepted message came again and its receipt was sent again
     copies: int
     outcomes: tuple[Series, ...]  # accepted, rejected, duplicate per bucket
     by_type: tuple[Series, ...]
@@ -159,6 +160,7 @@ def report_figures(store: Store, period: ReportPeriod | str, *, certificates: Se
         accepted=sum(accepted),
         rejected=sum(rejected),
         duplicates=sum(outcome_counts["duplicate"]),
+        resends=resends(store, period),
         copies=sum(sum(counts) for counts in receivers.values()),
         outcomes=tuple(Series(name, tuple(counts)) for name, counts in outcome_counts.items()),
         by_type=_top(types),
@@ -214,6 +216,8 @@ def _parse(moment: str) -> datetime:
 def _top(series: dict[str, list[int]], top: int = TOP) -> tuple[Series, ...]:
     """The biggest series by total (ties by name), the rest summed as "other"."""
     ranked = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
+    if len(ranked) == top + 1:
+        top += 1  # one more is shown by its name rather than as "other (1)"
     shown = [Series(name, tuple(counts)) for name, counts in ranked[:top]]
     rest = ranked[top:]
     if rest:

@@ -143,6 +143,12 @@ def rejections(store: Store, period: ReportPeriod) -> list[RejectionRow]:
     return [RejectionRow(*row) for row in store.select(sql, (since, until))]
 
 
+def resends(store: Store, period: ReportPeriod) -> int:
+    """How many times in the period a sender sent an accepted message again and was answered with its receipt."""
+    sql = f"SELECT COUNT(*) FROM journal_records WHERE kind = '{DUPLICATE}' AND at >= ? AND at < ?"
+    return int(store.select(sql, (period.since, period.until))[0][0])
+
+
 def _receiver(receivers: str | None) -> str | None:
     # A delivered record names the one receiver of its copy: ``,customs,``.
     return receivers.strip(",") if receivers else None

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from exchanger.errors import ExchangerError
 from exchanger.journal.store import Store
-from exchanger.reports.charts import draw
+from exchanger.reports.charts import Chart, draw
 from exchanger.reports.figures import ReportFigures, report_figures
 from exchanger.reports.period import ReportPeriod, parse_report_period
 
@@ -96,22 +96,24 @@ def bucket_rows(figures: ReportFigures) -> list[BucketRow]:
     return rows
 
 
-def render_html(figures: ReportFigures, *, source: str | None = None) -> str:
-    """The report as one self-contained HTML page, its charts inline as SVG."""
+def render_html(figures: ReportFigures, *, source: str | None = None, charts: list[Chart] | None = None,
+                charts_as_images: bool = False) -> str:
+    """The report as one self-contained HTML page, its charts inline as SVG (or as SVG images, for the PDF)."""
     period = figures.period
     return _environment.get_template("report.html").render(
         figures=figures,
         period=period,
         unit="Day" if period.is_month else "Hour",
         rows=bucket_rows(figures),
-        charts=draw(figures),
+        charts=draw(figures) if charts is None else charts,
+        charts_as_images=charts_as_images,
         source=source,
         generated=f"{figures.generated_at:%Y-%m-%d %H:%M} UTC",
     )
 
 
 def render_pdf(html: str, path: Path) -> int:
-    """Write the PDF of the report's HTML; return its number of pages."""
+    """Write the PDF of the report's HTML (charts as SVG images); return its number of pages."""
     from weasyprint import HTML  # loaded on demand: it needs Pango, and only the PDF needs it
 
     document = HTML(string=html).render()
@@ -128,21 +130,24 @@ def build_report(store: Store, period: ReportPeriod | str, out_dir: Path | str, 
         raise ReportError(f"unknown report format {', '.join(unknown) or '(none)'}: choose html, pdf or both")
     period = parse_report_period(period) if isinstance(period, str) else period
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"cannot create the report folder {out_dir}: a file of that name is in the way")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"cannot create the report folder {out_dir}: {exc.strerror or exc}") from exc
     figures = report_figures(store, period, certificates=certificates, as_of=as_of)
-    html = render_html(figures, source=source)
+    charts = draw(figures)
     stem = out_dir / f"exchange-report-{period.label}"
     html_path = pdf_path = pages = None
     try:
         if "html" in formats:
             html_path = stem.with_suffix(".html")
-            html_path.write_text(html, encoding="utf-8")
+            html_path.write_text(render_html(figures, source=source, charts=charts), encoding="utf-8")
         if "pdf" in formats:
             pdf_path = stem.with_suffix(".pdf")
-            pages = render_pdf(html, pdf_path)
+            # The same page with the charts as images: WeasyPrint draws those with its SVG renderer.
+            pages = render_pdf(render_html(figures, source=source, charts=charts, charts_as_images=True), pdf_path)
     except OSError as exc:
         raise ReportError(f"cannot write the report into {out_dir}: {exc.strerror or exc}") from exc
     return ReportFiles(html_path, pdf_path, pages, time.perf_counter() - started, figures)

@@ -1,10 +1,10 @@
 // The dashboard's live part: polls the figures as JSON, redraws the per-minute charts and refreshes
 // the figures and tables the page rendered on the server (which read the same without this script).
 import {
-  Chart, LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip,
+  Chart, LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip, Colors,
 } from 'chart.js';
 
-Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip);
+Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip, Colors);
 
 const POLL_MS = 5000;
 const COLUMNS = {
