@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from daemon_fixture import Authority, write_pem
 from dsig_oracle import xmlsec1_accepts_with_ca
-from test_journal import DECLARATION, _config, _populate, _recorder
+from test_journal import _config, _handle, _populate, _recorder
 from exchanger.cli.main import main
 from exchanger.config import load_config
 from exchanger.journal.records import RECEIVED, Event
@@ -136,8 +138,7 @@ def _first_content(chain):
 
 
 def _other_certificate(exchange):
-    return lambda _body: exchange.config.registry.get("rail").certificates[0].public_bytes(
-        __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.PEM)
+    return lambda _body: exchange.config.registry.get("rail").certificates[0].public_bytes(Encoding.PEM)
 
 
 @pytest.mark.parametrize(
@@ -181,6 +182,21 @@ def test_what_the_log_did_not_keep_is_named(exchange, pipeline, tmp_path):
     assert "documents/original.xml" in rejected and any(n.startswith("documents/receipt-") for n in rejected)
     assert json.loads(rejected["manifest.json"])["notes"] == []
     assert verify_bundle(_write(tmp_path, _export(url, config, REJECTED_ID))).ok
+
+
+def test_a_message_refused_before_its_id_was_read_is_exported_by_its_digest(exchange, pipeline, tmp_path):
+    url = f"sqlite:///{tmp_path / 'journal-unread.db'}"
+    recorder = _recorder(exchange, url)
+    _handle(pipeline, recorder, b"<not-even-closed")
+    assert recorder.close()
+    config = load_config(_config(tmp_path, exchange, url))
+    digest = hashlib.sha256(b"<not-even-closed").hexdigest()
+    payload = _export(url, config, digest[:16])
+    members = _members(payload)
+    assert members["documents/original.xml"] == b"<not-even-closed"
+    manifest = json.loads(members["manifest.json"])
+    assert manifest["message_id"] is None and manifest["digest"] == digest
+    assert verify_bundle(_write(tmp_path, payload)).ok
 
 
 def test_records_after_the_last_checkpoint_are_left_out_or_signed_on_request(kept_all, tmp_path):

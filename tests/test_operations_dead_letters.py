@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from test_dead_letters import _pending, _poison, _reject, _stream_depth, store, url  # noqa: F401
+from test_dead_letters import _pending, _poison, _reject, _stream_depth, store, url  # noqa: F401  (fixtures)
 from exchanger.errors import ExchangerError
 from exchanger.journal.records import OPERATOR_ACTION
 from exchanger.journal.store import Query, open_store

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_journal import _cli, _config, _execute, _populate, _recorder, logged, postgres_database, store_url  # noqa: F401
+from test_journal import _cli, _execute, logged, postgres_database, store_url  # noqa: F401  (fixtures)
 from exchanger.journal.records import OPERATOR_ACTION
 from exchanger.journal.store import Query, open_store
 from exchanger.operations import messages

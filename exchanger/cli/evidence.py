@@ -75,7 +75,8 @@ def verify(settings, bundle: Path, cas: tuple[Path, ...], verbose: bool) -> None
     if not verdict.ok:
         click.secho(f"FAIL {bundle}: {len(verdict.problems)} check(s) failed", fg="red")
         raise SystemExit(EXIT_FAILED)
-    click.echo(f"OK   {bundle}: message {verdict.message_id} from {verdict.sender}; {len(verdict.checks)} checks held")
+    click.echo(f"OK   {bundle}: message {verdict.message_id or '(no id)'} from {verdict.sender or '?'}; "
+               f"{len(verdict.checks)} checks held")
 
 
 COMMANDS = [evidence]

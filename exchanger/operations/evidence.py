@@ -58,7 +58,9 @@ def export_bundle(store: Store, config, message_id: str, sender: str | None, ope
     certificates = _certificates(config, sender)
     manifest = {
         "format": fmt.FORMAT,
-        "message_id": message_id,
+        # A message refused before its id was read is known by the SHA-256 of its bytes.
+        "message_id": records[0].message_id,
+        "digest": records[0].digest,
         "sender": sender,
         "platform": config.platform.id,
         "exported_at": stamp(),

@@ -70,7 +70,7 @@ def verify_bundle(path: Path | str, trusted: list[x509.Certificate] | None = Non
     verdict.message_id, verdict.sender = manifest.get("message_id"), manifest.get("sender")
     verdict.add("bundle", manifest.get("format") == fmt.FORMAT and bool(records),
                 f"format {manifest.get('format')!r}, {len(records)} record(s)")
-    _check_records_concern_the_message(verdict, records)
+    _check_records_concern_the_message(verdict, records, manifest.get("digest"))
     _check_chain(verdict, records, chain, checkpoints)
     platform = _certificate(members, fmt.PLATFORM_CERTIFICATE)
     for checkpoint in checkpoints.values():
@@ -109,10 +109,15 @@ def _json(members: dict[str, bytes], name: str):
         raise _Unreadable(f"{name} is not JSON: {exc}") from exc
 
 
-def _check_records_concern_the_message(verdict: BundleVerdict, records: list[Record]) -> None:
-    strays = [r.seq for r in records if r.message_id != verdict.message_id or (r.sender and r.sender != verdict.sender)]
+def _check_records_concern_the_message(verdict: BundleVerdict, records: list[Record], digest: str | None) -> None:
+    def concerns(record: Record) -> bool:
+        same = record.message_id == verdict.message_id if verdict.message_id else record.digest == digest
+        return same and (not record.sender or record.sender == verdict.sender)
+
+    strays = [r.seq for r in records if not concerns(r)]
+    named = verdict.message_id or f"with SHA-256 {digest}"
     verdict.add("records", not strays,
-                f"every record concerns message {verdict.message_id} from {verdict.sender}" if not strays
+                f"every record concerns message {named} from {verdict.sender}" if not strays
                 else f"record(s) at seq {', '.join(map(str, strays))} concern another message")
 
 
