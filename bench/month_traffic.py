@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{figures.duplicates} duplicates, {figures.copies} copies; "
               f"latency p50 {_ms(figures.latency_delivered[50])}, p95 {_ms(figures.latency_delivered[95])}, "
               f"p99 {_ms(figures.latency_delivered[99])}")
-        print(f"top rejection reasons: " + "; ".join(f"{r.stage}/{r.code} {r.messages}" for r in figures.reasons[:5]))
+        print("top rejection reasons: " + "; ".join(f"{r.stage}/{r.code} {r.messages}" for r in figures.reasons[:5]))
         print(f"PDF: {files.pages} pages; report (HTML and PDF) built in {files.seconds:.2f} s ({cpu:.2f} s of CPU)")
         if args.out:
             print(f"written: {files.html} and {files.pdf}")
