@@ -111,12 +111,17 @@ def test_a_message_is_found_traced_and_its_evidence_downloaded(page, console, tm
     assert "GACC" in page.text("trace-text")  # the approval the copy to inspection was made under
     page.screenshot("trace")
 
+    # A message this fresh is under no signed checkpoint yet: an operator has one signed with the bundle.
+    page.sign_out()
+    page.sign_in_as("operator")
+    page.open(f"/messages/ent-a/{message_id}")
+    page.click("evidence-sign-checkpoint")
     bundle = page.download("evidence-download")
     with zipfile.ZipFile(bundle) as archive:
         assert archive.testzip() is None and archive.namelist()
     verified = console.cli("evidence", "verify", str(bundle), check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert console.operator_actions(ACCOUNTS["viewer"][0], "evidence-export")
+    assert console.operator_actions(ACCOUNTS["operator"][0], "evidence-export")
 
 
 def test_a_viewer_can_look_but_not_replay_purge_or_change_routes(page, console):
