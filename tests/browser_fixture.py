@@ -173,7 +173,8 @@ def start_console(broker, directory: Path, edit: Callable[[dict, Exchange], None
             edit(data, exchange)
 
     exchange = deploy(broker, directory, configure, users=users)
-    daemon = Daemon(exchange, broker.url, workers=1)  # the console on a free port, as for every daemon test
+    # As deployed: the daemon logs in as its own broker user (replays and purges are published in its name).
+    daemon = Daemon(exchange, exchange.url, workers=1)
     try:
         daemon.wait_for("worker.consuming")
         daemon.wait_for("console.listening")
@@ -194,6 +195,20 @@ def start_console(broker, directory: Path, edit: Callable[[dict, Exchange], None
 def by_test(test_id: str) -> tuple[str, str]:
     """The locator of an element by its data-test attribute."""
     return ("css selector", f'[data-test="{test_id}"]')
+
+
+def _replaced(element) -> bool:
+    """True once an element's document has been replaced by the next page."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        # While the next page replaces the old one, Chromium may say the node no longer belongs to the document.
+        return "does not belong to the document" in str(exc)
+    return False
 
 
 class Page:
@@ -276,11 +291,9 @@ class Page:
 
     def submit(self, test_id: str) -> None:
         """Click a button that loads a new page, and wait until the new page has replaced the old one."""
-        from selenium.webdriver.support import expected_conditions as ec
-
         old = self.driver.find_element("tag name", "html")
         self.click(test_id)
-        self.until(ec.staleness_of(old), f"pressing data-test={test_id!r} loaded no page")
+        self.until(lambda _driver: _replaced(old), f"pressing data-test={test_id!r} loaded no page")
         self.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def until(self, condition, message: str = "", timeout: float = WAIT):
