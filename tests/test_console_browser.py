@@ -73,11 +73,14 @@ def test_the_dashboard_moves_while_messages_flow_through_the_daemon(page, consol
     page.sign_in_as("viewer")
     page.until(lambda d: d.execute_script("return document.body.dataset.dashboardUpdated"), "the dashboard never polled")
     before = int(page.text("dashboard-total-messages"))
-    for _ in range(3):
-        console.send("customs-declaration/valid.xml", "ent-a")
-    console.send("customs-declaration/broken.xml", "ent-a")
-    console.send("inspection-declaration/valid.xml", "ent-a")
-    page.until_text("dashboard-total-messages", lambda t: t.isdigit() and int(t) >= before + 5,
+    traffic = [("customs-declaration/valid.xml", 6), ("customs-declaration/valid-with-inspection.xml", 3),
+               ("customs-declaration/broken.xml", 2), ("inspection-declaration/valid.xml", 3),
+               ("forex-verification/valid.xml", 1)]
+    for sample, count in traffic:
+        for _ in range(count):
+            console.send(sample, "ent-a")
+    sent = sum(count for _, count in traffic)
+    page.until_text("dashboard-total-messages", lambda t: t.isdigit() and int(t) >= before + sent,
                     "the dashboard's message count did not follow the traffic")
     page.until_text("messages-table", lambda t: "CustomsDeclaration" in t and "InspectionDeclaration" in t)
     page.until_text("rejections-table", lambda t: "validate" in t)
