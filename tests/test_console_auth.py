@@ -41,6 +41,9 @@ def test_sign_in_and_out_are_recorded_under_the_operators_name(console):
     assert console.post("/logout", {}, page="/").status_code == 302
     assert console.client.get("/").status_code == 302
     assert _actions(console, "viewer") == [("sign-in", "done", "console"), ("sign-out", "done", "console")]
+    console.sign_in("admin")
+    found = console.client.get("/messages?operator=viewer").get_data(as_text=True)
+    assert found.count('data-test="search-row"') == 2 and "sign-out by viewer via console: done" in found
 
 
 def test_a_wrong_password_is_told_in_the_page_and_recorded(console):

@@ -116,3 +116,13 @@ def test_the_console_serves_https_when_tls_is_configured(exchange, tmp_path, cap
     assert "first sign-in: account admin, one-time password " in printed
     one_time = printed.split("one-time password ")[1].split()[0]
     assert UserStore(settings.users_file).verify("admin", one_time).must_change
+
+
+def test_the_command_line_overrides_the_console_section():
+    from exchanger.cli.console import console_settings
+
+    configured = ConsoleSettings()
+    assert console_settings(configured, None, None, off=True) is None
+    assert console_settings(ConsoleSettings(enabled=False), None, 9000, off=False) is None
+    chosen = console_settings(configured, "0.0.0.0", 0, off=False)
+    assert (chosen.bind, chosen.port, chosen.session_minutes) == ("0.0.0.0", 0, 30)

@@ -16,7 +16,7 @@ from exchanger.operations.evidence import EvidenceError, export_bundle
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
 LIMIT = 200
-FIELDS = ("message_id", "sender", "receiver", "message_type", "status", "since", "until")
+FIELDS = ("message_id", "sender", "receiver", "message_type", "status", "operator", "since", "until")
 
 
 def _moment(value: str, label: str, problems: list[str]) -> str | None:
@@ -43,6 +43,7 @@ def _query(form: dict, problems: list[str]) -> Query | None:
         receiver=form.get("receiver") or None,
         message_type=form.get("message_type") or None,
         kinds=(KIND_OF_STATUS[status],) if status else (),
+        operator=form.get("operator") or None,
         since=since,
         until=until,
         limit=LIMIT,
