@@ -296,14 +296,14 @@ class Page:
         self.until(lambda _driver: _replaced(old), f"pressing data-test={test_id!r} loaded no page")
         self.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
-    def until(self, condition, message: str = "", timeout: float = WAIT):
+    def until(self, condition, message: str = "", timeout: float = WAIT, poll: float = 0.2):
         """Wait explicitly for a condition on the driver (WebDriverWait), failing with ``message``."""
         from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
         from selenium.common.exceptions import TimeoutException
 
-        wait = WebDriverWait(self.driver, timeout, poll_frequency=0.2,
+        wait = WebDriverWait(self.driver, timeout, poll_frequency=poll,
                              ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
         try:
             return wait.until(condition, message)
@@ -324,10 +324,10 @@ class Page:
 
         def reloaded(driver):
             driver.refresh()
-            driver.execute_script("return document.readyState")
             return condition()
 
-        self.until(reloaded, message, timeout)
+        # Each reload asks the daemon's log or the broker again: half a second between them is plenty.
+        self.until(reloaded, message, timeout, poll=0.5)
 
     @property
     def body(self) -> str:
@@ -365,7 +365,7 @@ class Page:
             rows = driver.find_elements("xpath", row)
             return rows[0].get_attribute("data-test").removeprefix("dead-row-") if rows else None
 
-        return self.until(listed, f"no dead letter of {message_id} on the dead letters page")
+        return self.until(listed, f"no dead letter of {message_id} on the dead letters page", poll=0.5)
 
     # -- requests the page's own forms would not send
 
