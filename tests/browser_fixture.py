@@ -184,6 +184,8 @@ def start_console(broker, directory: Path, edit: Callable[[dict, Exchange], None
         assert match, "the daemon did not print the first admin's one-time password:\n" + "".join(daemon.raw[-40:])
         for role, (name, password) in ACCOUNTS.items():
             add_account(exchange, broker.url, name, role, password)
+        # Dead letters that earlier tests left on the run's broker would crowd the pages: settle them first.
+        cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")
         yield Console(exchange, broker.url, daemon, address, match.group(1))
     finally:
         assert daemon.stop() == 0, "".join(daemon.raw[-40:])
@@ -426,13 +428,14 @@ class Page:
         """Save the whole page to docs/console/<name>.png when EXCHANGER_SCREENSHOTS=1 (never in an ordinary run)."""
         if os.environ.get("EXCHANGER_SCREENSHOTS") != "1":
             return
+        import base64
+
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        height = self.driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-        self.driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 40, 4000)))
-        try:
-            self.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
-        finally:
-            self.driver.set_window_size(*WINDOW)
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": max(size["width"], WINDOW[0]), "height": min(size["height"], 4000), "scale": 1}
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot",
+                                           {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
 
 
 @pytest.fixture
