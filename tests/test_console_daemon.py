@@ -158,6 +158,7 @@ def test_route_change_and_dead_letter_replay_through_the_console(broker, tmp_pat
         assert 'data-test="dead-replay-button"' not in page  # not offered to a viewer
         status, _, shown = viewer.get(f"/dead-letters/{letter}")
         assert status == 200 and "&lt;fx:ForexVerification" in shown and "no route allows" in shown
+        assert "ent-a (broker user " in shown
         assert viewer.post("/dead-letters/replay", {"ids": letter}, page="/dead-letters")[0] == 403
         assert _dead_ids(viewer.get("/dead-letters")[2]) == [letter]  # looking took nothing
 

@@ -57,6 +57,16 @@ def when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def who(letter) -> str:
+    """The participant a dead letter came from, with its broker user when that is another name."""
+    if not letter.sender:
+        return "?"
+    participant = current_app.config["SERVICES"].config.registry.by_user(letter.sender)
+    if participant is None or participant.id == letter.sender:
+        return letter.sender
+    return f"{participant.id} (broker user {letter.sender})"
+
+
 def _broker_trouble(exc: Exception) -> str:
     hints = getattr(exc, "hints", [])
     return f"The dead letters cannot be read: {exc or type(exc).__name__}." + "".join(f" {h}." for h in hints)
@@ -73,7 +83,7 @@ def browse():
     except (DeadLetterStreamError, pika.exceptions.AMQPError) as exc:
         return render_template("dead_letters.html", form=form, letters=[], error=_broker_trouble(exc), when=when,
                                limit=LIMIT), 503
-    return render_template("dead_letters.html", form=form, letters=letters, when=when, limit=LIMIT)
+    return render_template("dead_letters.html", form=form, letters=letters, when=when, limit=LIMIT, who=who)
 
 
 @bp.get("/<letter_id>")
@@ -85,7 +95,7 @@ def show(letter_id: str):
         abort(503, description=_broker_trouble(exc))
     if letter is None:
         abort(404, description=f"There is no pending dead letter {letter_id!r} (replayed or purged ones are settled).")
-    return render_template("dead_letter.html", letter=letter, when=when, text=letter.body.decode("utf-8", "replace"))
+    return render_template("dead_letter.html", letter=letter, when=when, who=who, text=letter.body.decode("utf-8", "replace"))
 
 
 def _act(kind: str):
