@@ -16,7 +16,8 @@ apt_install() {
     apt-get update -qq
     _EXCHANGER_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  # Another install running at the same time holds dpkg's lock: wait for it rather than fail.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null
 }
 
 ensure_os_packages() {
@@ -28,6 +29,12 @@ ensure_os_packages() {
     say "installing OS packages: ${missing[*]}"
     apt_install "${missing[@]}"
   fi
+}
+
+ensure_browser() {
+  # The console's tests drive Debian's own Chromium through its chromedriver (/usr/bin/chromedriver):
+  # a browser build downloaded at test time is neither wanted nor reachable.
+  ensure_os_packages chromium chromium-driver
 }
 
 ensure_report_packages() {
