@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_fixture import Daemon, cli, deploy, login_url, publish
+from daemon_fixture import Daemon, cli, deploy, empty_mailboxes, login_url, publish
 from exchange_fixture import PROJECT, SAMPLES, Exchange
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -188,7 +188,9 @@ def start_console(broker, directory: Path, edit: Callable[[dict, Exchange], None
         cli(exchange, exchange.url, "dead", "purge", "--older-than", "0s")
         yield Console(exchange, broker.url, daemon, address, match.group(1))
     finally:
-        assert daemon.stop() == 0, "".join(daemon.raw[-40:])
+        stopped = daemon.stop()
+        empty_mailboxes(broker, exchange)  # the pages' traffic must not reach the next module's mailboxes
+        assert stopped == 0, "".join(daemon.raw[-40:])
 
 
 # ---- the page --------------------------------------------------------------------------------------------------

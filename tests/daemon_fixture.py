@@ -33,7 +33,7 @@ from exchanger.transport.admin import BrokerAdmin, apply_users
 from exchanger.transport.client import drain_mailbox
 from exchanger.transport.dead_letter_store import stream_entries
 from exchanger.transport.dead_letters import DeadLetter, Settlement
-from exchanger.transport.names import DEAD_LETTERS, INBOUND_EXCHANGE, INBOUND_ROUTING_KEY
+from exchanger.transport.names import DEAD_LETTERS, INBOUND_EXCHANGE, INBOUND_ROUTING_KEY, mailbox_queue
 from exchanger.transport.topology import Topology
 from exchanger.transport.url import with_credentials, with_vhost
 
@@ -189,6 +189,20 @@ def mailbox(exchange: Exchange, participant: str, count: int | None, wait: float
     Read as the participant, or through ``url`` (the broker admin's, for participants without a user).
     """
     return list(drain_mailbox(url or login_url(exchange, participant), participant, count=count, wait=wait))
+
+
+def empty_mailboxes(broker, exchange: Exchange) -> None:
+    """Purge every participant's mailbox on the run's virtual host: tests that share it must not read another's mail."""
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+    try:
+        channel = connection.channel()
+        for participant in exchange.config.registry:
+            try:
+                channel.queue_purge(mailbox_queue(participant.id))
+            except pika.exceptions.ChannelClosedByBroker:  # a participant without a mailbox on this deployment
+                channel = connection.channel()
+    finally:
+        connection.close()
 
 
 # Where each vhost's dead-letter stream was last read up to: reading it removes nothing, so "taking"
