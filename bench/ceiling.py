@@ -11,15 +11,13 @@ Run as ``python -m bench.ceiling URL PREFETCH USER=PARTICIPANT...`` (one process
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
-from pathlib import Path
 
 import pika
 
+from bench.processes import ModuleProcesses
 from exchanger.transport.names import INBOUND_QUEUE, MAILBOX_EXCHANGE
 
-ROOT = Path(__file__).resolve().parents[1]
 RECEIPT = b"<receipt/>" + b" " * 2600  # the size of a signed platform receipt
 
 
@@ -102,36 +100,11 @@ class Bridge:
             self.connection.close()
 
 
-class Bridges:
+class Bridges(ModuleProcesses):
     """W bridge processes, run like the daemon's W workers."""
 
     def __init__(self, url: str, prefetch: int, senders: dict[str, str], processes: int):
-        arguments = [url, str(prefetch), *(f"{user}={pid}" for user, pid in senders.items())]
-        self.processes = [
-            subprocess.Popen([sys.executable, "-m", "bench.ceiling", *arguments], cwd=ROOT) for _ in range(processes)
-        ]
-
-    def alive(self) -> bool:
-        return all(process.poll() is None for process in self.processes)
-
-    def worker_pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
-
-    all_pids = worker_pids
-
-    def tail(self) -> str:
-        return ""
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        super().__init__("bench.ceiling", [url, str(prefetch), *(f"{user}={pid}" for user, pid in senders.items())], processes)
 
 
 def main() -> None:

@@ -13,8 +13,6 @@ per worker); the benchmark drains the same backlog through it as through the exc
 from __future__ import annotations
 
 import base64
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from bench.ceiling import Bridge
+from bench.processes import ModuleProcesses
 from exchanger.transport.names import MAILBOX_EXCHANGE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,36 +91,12 @@ class Peer(Bridge):
             )
 
 
-class Peers:
+class Peers(ModuleProcesses):
     """W peer processes, run like the daemon's W workers."""
 
     def __init__(self, url: str, prefetch: int, senders: dict[str, str], processes: int, keys_dir: Path, algorithm: str):
         arguments = [url, str(prefetch), str(keys_dir), algorithm, *(f"{user}={pid}" for user, pid in senders.items())]
-        self.processes = [
-            subprocess.Popen([sys.executable, "-m", "bench.peer", *arguments], cwd=ROOT) for _ in range(processes)
-        ]
-
-    def alive(self) -> bool:
-        return all(process.poll() is None for process in self.processes)
-
-    def worker_pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
-
-    all_pids = worker_pids
-
-    def tail(self) -> str:
-        return ""
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        super().__init__("bench.peer", arguments, processes)
 
 
 def main() -> None:

@@ -253,3 +253,38 @@ class Group:
                 member.process.send_signal(signal.SIGTERM)
         for member in self.members:
             member.stop()
+
+
+class ModuleProcesses:
+    """W processes of one bench module (a bridge or a peer), run like the daemon's W workers."""
+
+    def __init__(self, module: str, arguments: list[str], processes: int):
+        self.processes = [
+            subprocess.Popen([sys.executable, "-m", module, *arguments], cwd=ROOT) for _ in range(processes)
+        ]
+
+    def alive(self) -> bool:
+        """Every process still runs."""
+        return all(process.poll() is None for process in self.processes)
+
+    def worker_pids(self) -> list[int]:
+        """The processes doing the work: all of them."""
+        return [process.pid for process in self.processes]
+
+    all_pids = worker_pids
+
+    def tail(self) -> str:
+        """No log of their own to show."""
+        return ""
+
+    def stop(self) -> None:
+        """SIGTERM each, then wait (kill after 30 s)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

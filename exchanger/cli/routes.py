@@ -122,27 +122,9 @@ def diff(settings, old: Path, new: Path) -> None:
         click.echo(f"no routing difference ({before.version} -> {after.version})")
         return
     click.echo(f"routing changes {before.version} -> {after.version}:")
-    for label, names in (
-        ("participants added", change.participants_added),
-        ("participants removed", change.participants_removed),
-        ("message types added", change.types_added),
-        ("message types removed", change.types_removed),
-    ):
-        if names:
-            click.echo(f"  {label}: {', '.join(sorted(names))}")
-    for pid, (before, after) in sorted(change.envelopes_changed.items()):
-        click.secho(f"  ~ {pid} takes its copies in the {after} envelope (was {before})", fg="yellow")
-    for route in change.added:
-        click.secho(f"  + route {route.id}: {', '.join(sorted(route.types))} from {route.senders} deliver {', '.join(route.deliver)}", fg="green")
-    for route in change.removed:
-        click.secho(f"  - route {route.id}: {', '.join(sorted(route.types))} from {route.senders} deliver {', '.join(route.deliver)}", fg="red")
-    for route, changes in change.changed:
-        click.secho(f"  ~ route {route.id}: " + "; ".join(changes), fg="yellow")
-    for message_type in sorted(change.gained.keys() | change.lost.keys()):
-        for target in sorted(change.gained.get(message_type, ())):
-            click.echo(f"  {message_type} gains destination: {target}")
-        for target in sorted(change.lost.get(message_type, ())):
-            click.echo(f"  {message_type} loses destination: {target}")
+    colours = {"+": "green", "-": "red", "~": "yellow"}
+    for line in route_changes.diff_lines(change):
+        click.secho(f"  {line}", fg=colours.get(line[:1]) if line[1:2] == " " else None)
     raise SystemExit(EXIT_FAILED)
 
 

@@ -89,34 +89,13 @@ def action_event(
     )
 
 
-def record_action(
-    store: Store,
-    operator: Operator,
-    action: str,
-    *,
-    outcome: str = "done",
-    message_id: str | None = None,
-    sender: str | None = None,
-    message_type: str | None = None,
-    details: dict | None = None,
-    config_version: str | None = None,
-    digest: str | None = None,
-) -> Record:
+def record_action(store: Store, operator: Operator, action: str, **fields) -> Record:
     """Append the action to the hash-chained log now (in its own transaction) and return its record.
 
-    Appending straight to the store is safe beside the daemon's writer: every append takes the
+    ``fields`` are action_event's (outcome, message_id, sender, message_type, details, config_version,
+    digest). Appending straight to the store is safe beside the daemon's writer: every append takes the
     chain's head under the store's lock, and the writer's next checkpoint signs it with the rest.
     """
-    event = action_event(
-        operator,
-        action,
-        outcome=outcome,
-        message_id=message_id,
-        sender=sender,
-        message_type=message_type,
-        details=details,
-        config_version=config_version,
-        digest=digest,
-    )
+    event = action_event(operator, action, **fields)
     (record,) = store.append([event])
     return record
