@@ -126,15 +126,20 @@ def _journal_from(section: Any, base: Path, problems: Problems) -> JournalSettin
     )
 
 
-def read_journal_settings(path: Path | str) -> JournalSettings:
-    """Read only the ``journal:`` section: for the log commands, which must work even when routes do not load."""
-    path = Path(path).resolve()
+def _read_section(path: Path, name: str, build):
+    """One section of a configuration, checked, without loading the rest (ConfigError with its problems)."""
     problems = Problems()
     data = _read_checked(path, problems)
     problems.raise_if_any()
-    journal = _journal_from(data.get("journal") or {}, path.parent, problems)
+    settings = build(data.get(name) or {}, problems)
     problems.raise_if_any()
-    return journal
+    return settings
+
+
+def read_journal_settings(path: Path | str) -> JournalSettings:
+    """Read only the ``journal:`` section: for the log commands, which must work even when routes do not load."""
+    path = Path(path).resolve()
+    return _read_section(path, "journal", lambda section, problems: _journal_from(section, path.parent, problems))
 
 
 def load_config(path: Path | str) -> Config:
@@ -229,33 +234,19 @@ def read_identities(path: Path | str) -> tuple[Path, tuple[str, str], list[tuple
 
 def read_signature_settings(path: Path | str) -> SignatureSettings:
     """The ``signatures:`` section alone, for commands that sign as a participant without loading everything."""
-    problems = Problems()
-    data = _read_checked(Path(path), problems)
-    problems.raise_if_any()
-    settings = _signatures_from(data.get("signatures") or {}, problems)
-    problems.raise_if_any()
-    return settings
+    return _read_section(Path(path), "signatures", _signatures_from)
 
 
 def read_metrics_address(path: Path | str) -> tuple[str, int]:
     """Where a configuration says the daemon serves its HTTP endpoint, without loading anything else."""
-    problems = Problems()
-    data = _read_checked(Path(path), problems)
-    problems.raise_if_any()
-    settings = _metrics_from(data.get("metrics") or {}, problems)
-    problems.raise_if_any()
+    settings = _read_section(Path(path), "metrics", _metrics_from)
     return settings.bind, settings.port
 
 
 def read_console_settings(path: Path | str) -> ConsoleSettings:
     """The ``console:`` section alone: for ``console users``, which must work even when routes do not load."""
     path = Path(path).resolve()
-    problems = Problems()
-    data = _read_checked(path, problems)
-    problems.raise_if_any()
-    settings = console_from(data.get("console") or {}, path.parent, problems)
-    problems.raise_if_any()
-    return settings
+    return _read_section(path, "console", lambda section, problems: console_from(section, path.parent, problems))
 
 
 def catalogue_path_of(path: Path | str) -> Path | None:
