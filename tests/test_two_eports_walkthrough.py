@@ -31,3 +31,6 @@ def test_the_two_eports_walkthrough_runs_as_written(broker, tmp_path) -> None:
     assert "AgencyReceipt CUS-RCPT-20240315-004211 from customs via route receipts-from-customs-at-b" in out
     assert "over the link exchanger.link.eport-b" in out
     assert "relayed by the peer e-port eport-a, judged in its trust domain" in out
+    # The script's end stops both daemons: none is left running on the walkthrough's virtual hosts.
+    left = subprocess.run(["pgrep", "-f", f"/eport-[ab]-{tag} run"], capture_output=True, text=True)
+    assert left.stdout == "", f"daemons left running: {left.stdout}"
