@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -189,6 +190,10 @@ def dead_letter_store(parameters: pika.ConnectionParameters, daemon_user: str) -
 def legacy_queue_depth(connection: pika.BlockingConnection, name: str = LEGACY_DEAD_QUEUE) -> int | None:
     """Messages in a dead-letter queue left by an earlier version, or None when there is none."""
     channel = connection.channel()
+    # The usual answer is 404 (no such queue): pika would log it as a warning at every start.
+    pika_channel_log = logging.getLogger("pika.channel")
+    level = pika_channel_log.level
+    pika_channel_log.setLevel(logging.ERROR)
     try:
         return channel.queue_declare(name, passive=True).method.message_count
     except pika.exceptions.ChannelClosedByBroker as exc:
@@ -196,6 +201,7 @@ def legacy_queue_depth(connection: pika.BlockingConnection, name: str = LEGACY_D
             return None
         raise
     finally:
+        pika_channel_log.setLevel(level)
         if channel.is_open:
             channel.close()
 
