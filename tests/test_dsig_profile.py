@@ -153,6 +153,15 @@ def test_comments_and_processing_instructions_in_the_signature_are_refused(rich,
     assert (verdict.code, verdict.policy) == ("signature.unsigned-content", "profile.comment"), str(verdict)
 
 
+def _declare_foreign(element, prefix: str) -> None:
+    """Put in the element's place an otherwise identical one that binds ``prefix`` to a foreign namespace."""
+    replacement = etree.Element(element.tag, nsmap={prefix: FOREIGN + ":" + prefix})
+    replacement.attrib.update(element.attrib)
+    replacement.text, replacement.tail = element.text, element.tail
+    replacement.extend(list(element))
+    element.getparent().replace(element, replacement)
+
+
 @PROFILE
 @given(data=st.data(), prefix=st.from_regex(r"\A[a-z][a-z0-9]{0,8}\Z"))
 def test_foreign_namespace_declarations_in_the_signature_are_refused(rich, data, prefix):
@@ -162,11 +171,7 @@ def test_foreign_namespace_declarations_in_the_signature_are_refused(rich, data,
     # A new declaration: re-binding a prefix already in scope (ds) moves the element itself out of XML-DSig,
     # which is refused too, but as a broken layout (a test of its own), not as a foreign declaration.
     assume(prefix not in element.nsmap)
-    replacement = etree.Element(element.tag, nsmap={prefix: FOREIGN + ":" + prefix})
-    replacement.attrib.update(element.attrib)
-    replacement.text, replacement.tail = element.text, element.tail
-    replacement.extend(list(element))
-    element.getparent().replace(element, replacement)
+    _declare_foreign(element, prefix)
     verdict = _verdict(root, certificate)
     assert (verdict.code, verdict.policy) == ("signature.unsigned-content", "profile.namespace"), str(verdict)
 
@@ -174,11 +179,7 @@ def test_foreign_namespace_declarations_in_the_signature_are_refused(rich, data,
 def test_rebinding_the_signature_prefix_inside_the_signature_is_refused(rich):
     root, certificate = copy.deepcopy(rich[0]), rich[1]
     signed_info = root.find(".//{http://www.w3.org/2000/09/xmldsig#}SignedInfo")
-    replacement = etree.Element(signed_info.tag, nsmap={"ds": FOREIGN + ":ds"})
-    replacement.attrib.update(signed_info.attrib)
-    replacement.text, replacement.tail = signed_info.text, signed_info.tail
-    replacement.extend(list(signed_info))
-    signed_info.getparent().replace(signed_info, replacement)
+    _declare_foreign(signed_info, "ds")
     verdict = _verdict(root, certificate)
     assert (verdict.code, verdict.policy) == ("signature.invalid", "profile.layout"), str(verdict)
 
