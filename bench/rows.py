@@ -16,6 +16,24 @@ def _samples(drain: dict) -> str:
     return f"; median of {len(samples)} drains: {listed} msg/s"
 
 
+def _peer_ratio(rate: float | None, peer: dict) -> tuple[str, str]:
+    """The exchange against the honest peer: the median of drains paired in the same minutes, when there are pairs."""
+    pairs = peer.get("pairs") or []
+    if not pairs:
+        return ratio_text(rate, peer["rate"]), "the headline: the same backlog, the same broker, minutes apart"
+    listed = ", ".join(f"{p['exchange']:,.0f}/{p['peer']:,.0f}" for p in pairs)
+    return (f"{peer['ratio']:.2f}", f"the headline: median of {len(pairs)} pairs of drains of the same size, the peer's "
+            f"just before the exchange's on the same broker (exchange/peer msg/s: {listed})")
+
+
+def _sweep_runs(point: dict) -> str:
+    runs = point.get("runs") or []
+    if len(runs) < 2:
+        return ""
+    listed = ", ".join(f"{r['rate']:,.0f} msg/s" + (f" p99 {r['p99']:.1f} ms" if r["p99"] is not None else "") for r in runs)
+    return f"; the rounds: {listed}"
+
+
 def _latency_runs(latency: dict) -> str:
     runs = latency.get("runs") or []
     if len(runs) < 2:
@@ -94,7 +112,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
             out.append(("prefetch", f"prefetch {prefetch}", f"{rate_text(point['rate'])}; {tail}",
                         f"drain of the same size, worker CPU {point['cpu_ms']:.2f} ms per message; then published at "
                         f"half the headline drain rate ({sweep['rate']:.0f} msg/s)"
-                        + (f"; {latency['lost']} not received" if latency else "")))
+                        + (f"; {latency['lost']} not received" if latency else "") + _sweep_runs(point)))
     ceil = measured(results, "ceiling", f"2KB-w{w}")
     out.append(("ceiling", f"bare bridge, {w} processes", rate_text(ceil),
                 "same queues, prefetch, persistent publishes with confirms and mandatory, ack after confirms; no XML"))
@@ -110,15 +128,14 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
         out.append(("honest peer", f"{w} processes", rate_text(peer_w["rate"]),
                     "asynchronous pika, prefetch as the exchange's, lxml XSD, signxml verify + sign of the copy and of "
                     f"a receipt, pipelined confirms, ack after both; CPU {1000 * peer_w['cpu']['workers'] / peer_w['messages']:.2f} "
-                    f"ms per message ({peer_w['messages']:,} messages drained)"))
+                    f"ms per message ({peer_w['messages']:,} messages drained)" + _samples(peer_w)))
     n1 = measured(results, "naive", "2KB-rsa-p1")
     nw = measured(results, "naive", f"2KB-rsa-p{w}")
     out.append(("naive peer", "1 process", rate_text(n1), "basic_get, xmlschema, signxml verify + sign ×2, a confirm per publish"))
     if w > 1:
         out.append(("naive peer", f"{w} processes", rate_text(nw), "as many processes as the exchange has workers"))
     if peer_w:
-        out.append(("ratio", f"exchanger / honest peer ({w} processes)", ratio_text(ex, peer_w["rate"]),
-                    "the headline: the same backlog, the same broker, minutes apart"))
+        out.append(("ratio", f"exchanger / honest peer ({w} processes)", *_peer_ratio(ex, peer_w)))
     if in1:
         out.append(("ratio", f"exchanger / (in-process × {w})", ratio_text(ex, in1["rate"] * w),
                     "end to end against the pipeline alone on as many cores"))

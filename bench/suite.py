@@ -107,6 +107,17 @@ class Run:
         return result
 
     @staticmethod
+    def _median(section: dict, key: str) -> dict:
+        """Replace the runs ``KEY #n`` of a section by their median under KEY, all listed; the runs by their number."""
+        runs = {k.rsplit("#", 1)[1]: section.pop(k) for k in list(section) if k.startswith(f"{key} #")}
+        if runs:
+            # Other work sharing the machine makes single drains vary by tens of percent: the median is reported.
+            ranked = sorted(runs.values(), key=lambda d: d["rate"])
+            section[key] = dict(ranked[(len(ranked) - 1) // 2], samples=[
+                {"rate": d["rate"], "other_cores": _other_cores(d)} for d in runs.values()])
+        return runs
+
+    @staticmethod
     def repeated(batch: Batch, count: int) -> Batch:
         """The ceiling copies bytes without reading them: reuse documents rather than sign more."""
         bodies = (batch.bodies * (count // len(batch) + 1))[:count]
@@ -125,21 +136,24 @@ class Run:
         self.results["headline_batch"] = {"document_bytes": batch.document_bytes, "signed_bytes": batch.signed_bytes,
                                           "type": batch.message_type, "sender": batch.sender}
         self.step("ceiling", self.ceiling_drain, f"2KB-w{w}", rsa, self.repeated(batch, p.ceiling), w)
-        key = f"2KB-rsa-w{w}"
+        key, peer_key = f"2KB-rsa-w{w}", f"2KB-rsa-p{w}"
         daemon = None
         for index in range(p.repeats):
             last = index == p.repeats - 1
+            # Each exchange drain follows a drain of the honest peer of the same size: a pair shares the machine's
+            # minutes, so their ratio holds while single drains drift by tens of percent from one minute to the next.
+            self.step(f"honest peer {w} processes", self.peer, f"{peer_key} #{index + 1}", rsa, gen.batch(small, p.messages), w)
             sample = batch if index == 0 else gen.batch(small, p.messages)
             outcome = self.step("exchanger drain", self.exchanger_drain, f"{key} #{index + 1}", rsa, sample, w, keep=last)
             if outcome is not None and last:
                 daemon = outcome[1]
-        samples = {k: self.results["drains"].pop(k) for k in list(self.results["drains"]) if k.startswith(f"{key} #")}
-        if samples:
-            # The median drain: other work sharing the machine makes single drains vary by tens of percent.
-            ranked = sorted(samples.values(), key=lambda d: d["rate"])
-            median = ranked[(len(ranked) - 1) // 2]
-            self.results["drains"][key] = dict(median, samples=[
-                {"rate": d["rate"], "other_cores": _other_cores(d)} for d in samples.values()])
+        drains = self._median(self.results["drains"], key)
+        peers = self._median(self.results.setdefault("peer", {}), peer_key)
+        if drains and peers:
+            pairs = [(drains[k]["rate"], peers[k]["rate"]) for k in drains if k in peers]
+            ratios = sorted(ex / pr for ex, pr in pairs)
+            self.results["peer"][peer_key]["pairs"] = [{"exchange": ex, "peer": pr} for ex, pr in pairs]
+            self.results["peer"][peer_key]["ratio"] = ratios[(len(ratios) - 1) // 2]
         if daemon is not None:
             try:
                 drained = self.results["drains"][key]["rate"]
@@ -161,7 +175,6 @@ class Run:
                 self.results["latency"][key] = dict(chosen, runs=[
                     {"p50": r["copies_ms"]["50"], "p95": r["copies_ms"]["95"], "p99": r["copies_ms"]["99"],
                      "other_cores": r["other_cores"]} for r in runs.values()])
-        self.step(f"honest peer {w} processes", self.peer, f"2KB-rsa-p{w}", rsa, gen.batch(small, p.peer_messages), w)
         self.step("naive 1 process", self.naive, "2KB-rsa-p1", rsa, gen, p.naive[0], 1)
         if w > 1:
             self.step(f"naive {w} processes", self.naive, f"2KB-rsa-p{w}", rsa, gen, p.naive[1], w)
@@ -210,34 +223,49 @@ class Run:
                  f"CPU {1000 * result.cpu['workers'] / result.messages:.2f} ms per message)")
 
     def prefetch_sweep(self, rsa, gen: Generator) -> None:
-        """Throughput and the tail at half load per prefetch: every latency run at the same rate, half the headline's."""
-        p, w = self.profile, self.workers
-        headline = self.results["drains"].get(f"2KB-rsa-w{w}", {}).get("rate")
+        """Throughput and the tail at half load per prefetch: every latency run at the same rate, half the headline's.
+
+        Settings are measured in rounds, in the opposite order each round, so that a slow spell of the machine
+        does not fall on one setting; each setting reports its median drain and its median p99, every run listed.
+        """
+        p = self.profile
+        headline = self.results["drains"].get(f"2KB-rsa-w{self.workers}", {}).get("rate")
         if not p.prefetches or not headline:
             return
-        rate = headline / 2
-        sweep = self.results.setdefault("prefetch", {"rate": rate, "points": {}})
-        for prefetch in p.prefetches:
-            config = deployment.with_prefetch(rsa, prefetch)
-            outcome = self.step(f"prefetch {prefetch}", self.drain, f"prefetch {prefetch}", rsa,
-                                gen.batch(SIZES["2KB"], p.sweep_messages),
-                                lambda: self.daemon(rsa, w, config=config, declare=False, name=f"p{prefetch}"), keep=True)
-            if outcome is None:
-                continue
-            drained = self.results["drains"].pop(f"prefetch {prefetch}")
-            daemon = outcome[1]
-            try:
-                key = f"prefetch {prefetch}"
-                self.step(f"latency prefetch {prefetch}", self.latency, key, rsa,
-                          gen.batch(SIZES["2KB"], max(50, int(rate * p.sweep_latency_seconds))), rate, daemon)
-                latency = self.results["latency"].pop(key, None)
-            finally:
-                daemon.stop()
-            sweep["points"][str(prefetch)] = {
-                "rate": drained["rate"], "cpu_ms": 1000 * drained["cpu"]["workers"] / drained["messages"],
-                "latency": {k: latency[k] for k in ("copies_ms", "achieved_rate", "lost", "waits", "other_cores")}
-                if latency else None,
-            }
+        sweep = self.results.setdefault("prefetch", {"rate": headline / 2, "points": {}})
+        runs: dict[int, list[dict]] = {prefetch: [] for prefetch in p.prefetches}
+        for round_ in range(p.sweep_rounds):
+            for prefetch in (p.prefetches if round_ % 2 == 0 else reversed(p.prefetches)):
+                point = self.step(f"prefetch {prefetch}", self._prefetch_point, rsa, gen, prefetch, headline / 2)
+                if point is not None:
+                    runs[prefetch].append(point)
+        for prefetch, points in runs.items():
+            if points:
+                by_rate = sorted(points, key=lambda q: q["rate"])[(len(points) - 1) // 2]
+                tails = [q for q in points if q["latency"]]
+                by_p99 = sorted(tails, key=lambda q: q["latency"]["copies_ms"]["99"])[len(tails) // 2] if tails else None
+                sweep["points"][str(prefetch)] = dict(by_rate, latency=by_p99 and by_p99["latency"], runs=[
+                    {"rate": q["rate"], "p99": q["latency"] and q["latency"]["copies_ms"]["99"]} for q in points])
+
+    def _prefetch_point(self, rsa, gen: Generator, prefetch: int, rate: float) -> dict | None:
+        """One drain with this prefetch, then a latency run at ``rate`` on the same daemon."""
+        p, w = self.profile, self.workers
+        config = deployment.with_prefetch(rsa, prefetch)
+        key = f"prefetch {prefetch}"
+        _, daemon = self.drain(key, rsa, gen.batch(SIZES["2KB"], p.sweep_messages),
+                               lambda: self.daemon(rsa, w, config=config, declare=False, name=f"p{prefetch}"), keep=True)
+        drained = self.results["drains"].pop(key)
+        try:
+            self.step(f"latency prefetch {prefetch}", self.latency, key, rsa,
+                      gen.batch(SIZES["2KB"], max(50, int(rate * p.sweep_latency_seconds))), rate, daemon)
+            latency = self.results["latency"].pop(key, None)
+        finally:
+            daemon.stop()
+        return {
+            "rate": drained["rate"], "cpu_ms": 1000 * drained["cpu"]["workers"] / drained["messages"],
+            "latency": {k: latency[k] for k in ("copies_ms", "achieved_rate", "lost", "waits", "other_cores")}
+            if latency else None,
+        }
 
     def profile_worker(self, rsa, gen: Generator) -> None:
         """Where one worker's CPU goes in the drain, by category, and a flame graph (bench/profile.py)."""

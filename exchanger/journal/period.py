@@ -36,4 +36,5 @@ def parse_moment(text: str, now: float | None = None) -> float:
 def stamp(epoch: float | None = None) -> str:
     """The log's time format: UTC to the microsecond, fixed width, so text order is time order."""
     moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times cheaper than strftime, and the log stamps every record of every message.
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
