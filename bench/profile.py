@@ -152,6 +152,8 @@ def sample(dep, gen: Generator, messages: int, out: Path, label: str, rate: int 
         for spy in spies:
             spy.wait(60)
         daemon.stop()
+    if svg.exists():  # the graph's title is py-spy's command line: name the project's files relative to it
+        svg.write_text(svg.read_text().replace(f"{HERE.parent}/", ""))
     by_category, by_thread, total = read_collapsed(raw)
     if not os.environ.get("BENCH_KEEP_STACKS"):
         raw.unlink()  # large; the flame graph holds the same stacks
