@@ -651,6 +651,7 @@ class Publishers:
 
 
 E2E_OUTCOME_SECONDS = 30.0
+DUPLICATE = "duplicate"  # an accepted document sent again: its original receipt, no copies
 
 
 def _e2e_inputs(samples: list[SignedSample], users: list[str]) -> st.SearchStrategy:
@@ -692,8 +693,10 @@ def test_fuzzed_inputs_end_to_end_are_delivered_or_rejected_never_lost(deploymen
         # No shrinking: each example is a broker round trip, and a failure is already a single input.
         @settings(FUZZ, max_examples=20 * SCALE, phases=[Phase.explicit, Phase.generate])
         @given(case=_e2e_inputs(samples, users))
-        # The explicit cases make sure every run sees an accepted input, a receipted rejection and an anonymous one.
+        # The explicit cases make sure every run sees an accepted input, the same input again (a duplicate), a
+        # receipted rejection and an anonymous one.
         @example(case=((valid.sender, valid.body, valid.name), "sender", {}))
+        @example(case=((valid.sender, valid.body, valid.name), "forged-replay", {}))
         @example(case=((broken.sender, broken.body, broken.name), "forged-replay", {"trace": "fuzz"}))
         @example(case=((valid.sender, valid.body, valid.name), "admin", {}))
         def one_input(case):
@@ -742,9 +745,9 @@ def test_fuzzed_inputs_end_to_end_are_delivered_or_rejected_never_lost(deploymen
             time.sleep(0.5)
         time.sleep(0.5)
         assert observer.drain() == [], "publications nobody accounted for"
-        settled = daemon_count(daemon, "message.accepted") + daemon_count(daemon, "message.rejected")
+        settled = sum(daemon_count(daemon, f"message.{outcome}") for outcome in ("accepted", "rejected", "duplicate"))
         assert settled == len(published), "each input processed once: none lost, none bounced back for another try"
-        assert {ACCEPTED, REJECTED} <= set(outcomes)
+        assert {ACCEPTED, REJECTED, DUPLICATE} <= set(outcomes)
         assert {name: daemon_count(daemon, name) for name in STOP_EVENTS} == dict.fromkeys(STOP_EVENTS, 0)
     finally:
         publishers.close()
@@ -783,6 +786,8 @@ def _await_settlement(
         accepted = [m for m in receipts if m[1].headers.get(f"{HEADER}status") == ACCEPTED]
         if dead and (connected is None or receipts):
             break
+        if accepted and accepted[0][1].headers.get(f"{HEADER}duplicate") == "true":
+            break  # a document accepted earlier in the run: its original receipt again, and no copies
         if accepted and len(forwards) >= len(etree.fromstring(accepted[0][2]).findall(f"{EX}Delivery")):
             break
         assert daemon.process.poll() is None, "".join(daemon.raw[-30:])
@@ -812,6 +817,9 @@ def _await_settlement(
     assert connected is not None, "delivered for a broker user that is no participant"
     assert [q for q, p, _ in receipts] == [mailbox_queue(connected.id)]
     forwards = [m for m in ours if m not in receipts]
+    if receipts[0][1].headers.get(f"{HEADER}duplicate") == "true":
+        assert forwards == [], "a duplicate of an accepted document forwarded again"
+        return DUPLICATE
     deliveries = [d.get("to") for d in etree.fromstring(receipts[0][2]).iter(f"{EX}Delivery")]
     assert sorted(q for q, _, _ in forwards) == sorted(mailbox_queue(d) for d in deliveries)
     for _, _, forward in forwards:
