@@ -23,8 +23,9 @@ def targets(results: dict) -> list[tuple[str, bool | None, str]]:
     peer_w = measured(results, "peer", f"2KB-rsa-p{w}")
     if headline and peer_w:
         # Paired drains (the peer's just before the exchange's) give the ratio; else the two medians do.
-        ratio = results["peer"][f"2KB-rsa-p{w}"].get("ratio") or headline / peer_w
-        pairs = len(results["peer"][f"2KB-rsa-p{w}"].get("pairs") or [])
+        peer = results["peer"][f"2KB-rsa-p{w}"]
+        ratio = peer.get("ratio") or headline / peer_w
+        pairs = len(peer.get("pairs") or [])
         how = f"median of {pairs} paired drains; medians " if pairs else ""
         out.append((f"≥ {TARGET_PEER:.1f}× the honest peer ({w} processes)", ratio >= TARGET_PEER,
                     f"{ratio:.2f}× ({how}{headline:,.0f} vs {peer_w:,.0f} msg/s)"))
