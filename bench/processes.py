@@ -75,6 +75,26 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def context_switches(pid: int) -> tuple[int, int]:
+    """Voluntary and involuntary context switches of a process so far, all its threads together."""
+    voluntary = involuntary = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0, 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return voluntary, involuntary
+
+
 def system_busy() -> float:
     """CPU seconds all cores have spent busy since boot (user, nice, system, irq, softirq, steal)."""
     with open("/proc/stat") as stat:

@@ -2,11 +2,13 @@
 
 ``python -m bench.profile [--messages N] [--callgrind M] [--out DIR] [--label NAME]`` (or ``bin/bench
 --profile``) drains N preloaded 2 KB RSA declarations through one worker (`exchanger run --workers 1`:
-the daemon process is the worker) while py-spy samples it, and writes:
+the daemon process is the worker) while py-spy samples it, then as many through one process of the
+honest peer (bench/peer.py) the same way, and writes:
 
-- ``DIR/NAME.svg``: the flame graph of the worker's threads;
+- ``DIR/NAME.svg`` and ``DIR/NAME-peer.svg``: the flame graphs of the worker's threads and of the peer;
 - ``DIR/NAME.txt``: the samples by category (stages, publishing, confirms, message log, logging,
-  metrics, hand-off between threads, broker I/O), as CPU ms per message from /proc;
+  metrics, hand-off between threads, broker I/O), as CPU ms per message from /proc, the worker's
+  beside the peer's (whose lxml and signxml work counts as its stages);
 - ``DIR/NAME.json``: the same figures, and the callgrind ones below.
 
 With ``--callgrind M`` the same worker runs under valgrind's callgrind as well: its counters are
@@ -30,7 +32,7 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
-from bench import deployment
+from bench import deployment, peer
 from bench.processes import Daemon, cpu_seconds, rabbitmq_pid, wait_for_quiet
 from bench.workload import SIZES, Generator
 from exchanger.transport.names import INBOUND_QUEUE, mailbox_queue
@@ -46,7 +48,10 @@ CATEGORIES = [
     ("message log", re.compile(r"exchanger/journal/")),
     ("confirms", re.compile(r"_on_confirm|transport/confirms\.py|_on_settled|_acknowledge|basic_ack")),
     ("publishing", re.compile(r"_publish \(|basic_publish|_settle \(|BasicProperties")),
-    ("stages", re.compile(r"exchanger/pipeline/|exchanger/dsig/|exchanger/xml/|exchanger/receipts/|exchanger/routing/")),
+    # The peer's XML and crypto (lxml, signxml) run in its consume callback: its "stages". (Its main() is
+    # at the root of every stack of the peer, so the callback is named, not the file.)
+    ("stages", re.compile(r"exchanger/pipeline/|exchanger/dsig/|exchanger/xml/|exchanger/receipts/|exchanger/routing/"
+                          r"|signxml/|(_on_message|signed) \(bench/peer\.py")),
     ("hand-off", re.compile(r"add_callback_threadsafe|_work\.|queue\.py|_compute_loop|_from_compute|threading\.py")),
     ("broker I/O", re.compile(r"pika/")),
 ]
@@ -125,18 +130,33 @@ def _wait_consuming(dep, daemon, count: int) -> None:
             time.sleep(0.002)
 
 
-def sample(dep, gen: Generator, messages: int, out: Path, label: str, rate: int = 100) -> dict:
-    """Drain ``messages`` through one worker under py-spy; the flame graph, and samples by category."""
+def _exchange_worker(dep, label: str):
+    """``exchanger run --workers 1``: the daemon process is the worker."""
+    return Daemon(dep.config_path, dep.url, 1, log_path=dep.directory / f"profile-{label}.log")
+
+
+def _honest_peer(dep, _label: str):
+    """One process of the honest peer (bench/peer.py), on the same queues with the same prefetch."""
+    senders = {dep.amqp_user(p): p for p in deployment.SENDERS}
+    return peer.Peers(dep.admin_url, dep.config.broker.prefetch, senders, 1, dep.keys_dir, dep.algorithm)
+
+
+SUBJECTS = {"exchange": _exchange_worker, "peer": _honest_peer}
+
+
+def sample(dep, gen: Generator, messages: int, out: Path, label: str, rate: int = 100, *,
+           subject: str = "exchange") -> dict:
+    """Drain ``messages`` through one worker (or one peer process) under py-spy; the flame graph, samples by category."""
     batch = gen.batch(SIZES["2KB"], messages)
     dep.purge(batch.sender, DESTINATION)
     dep.preload(batch.sender, batch.bodies)
     wait_for_quiet(10)
-    daemon = Daemon(dep.config_path, dep.url, 1, log_path=dep.directory / f"profile-{label}.log")
+    daemon = SUBJECTS[subject](dep, label)
     raw, svg = out / f"{label}.collapsed", out / f"{label}.svg"
     spies = []
     try:
         _wait_consuming(dep, daemon, messages)
-        pid = daemon.process.pid
+        pid = daemon.worker_pids()[0]
         before = cpu_seconds(pid)
         started = time.perf_counter()
         for fmt, path in (("raw", raw), ("flamegraph", svg)):  # py-spy writes one format a run
@@ -247,18 +267,33 @@ def _resolve(text: str, names: dict[str, str]) -> str:
 
 
 def markdown(result: dict) -> str:
-    """The profile as a table: CPU ms per message by category, and instructions per message."""
+    """The profile as tables: CPU ms per message by category (beside the honest peer's), and instructions per message."""
     lines = []
-    spy = result.get("py_spy")
+    spy, rival = result.get("py_spy"), result.get("peer")
     if spy:
-        lines += [f"Worker CPU {spy['cpu_ms_per_message']:.2f} ms per message ({spy['messages']:,} messages through one "
-                  f"worker at {spy['rate']:,.0f} msg/s; {spy['samples']:,} py-spy samples of work shared out by category, samples of waiting threads left out):", "",
-                  "| category | CPU ms per message | share |", "|---|---|---|"]
         total = spy["cpu_ms_per_message"]
-        for name, ms in spy["categories_ms"].items():
-            lines.append(f"| {name} | {ms:.3f} | {ms / total:.0%} |")
+        lines += [f"Worker CPU {total:.2f} ms per message ({spy['messages']:,} messages through one "
+                  f"worker at {spy['rate']:,.0f} msg/s; {spy['samples']:,} py-spy samples of work shared out by category, "
+                  "samples of waiting threads left out)"]
+        if rival:
+            lines[-1] += (f"; the honest peer, one process, drained as many the same way: {rival['cpu_ms_per_message']:.2f} ms "
+                          f"per message at {rival['rate']:,.0f} msg/s ({rival['samples']:,} samples)")
+        lines[-1] += ":"
+        lines.append("")
+        if rival:
+            lines += ["| category | exchange worker, CPU ms per message | share | honest peer, CPU ms per message | exchange − peer |",
+                      "|---|---|---|---|---|"]
+            names = list(spy["categories_ms"]) + [n for n in rival["categories_ms"] if n not in spy["categories_ms"]]
+            for name in names:
+                mine, theirs = spy["categories_ms"].get(name, 0.0), rival["categories_ms"].get(name, 0.0)
+                lines.append(f"| {name} | {mine:.3f} | {mine / total:.0%} | {theirs:.3f} | {mine - theirs:+.3f} |")
+            lines.append(f"| **total** | **{total:.3f}** | | **{rival['cpu_ms_per_message']:.3f}** | "
+                         f"**{total - rival['cpu_ms_per_message']:+.3f}** |")
+        else:
+            lines += ["| category | CPU ms per message | share |", "|---|---|---|"]
+            lines += [f"| {name} | {ms:.3f} | {ms / total:.0%} |" for name, ms in spy["categories_ms"].items()]
         if spy.get("threads_ms"):
-            lines += ["", "| thread | CPU ms per message |", "|---|---|"]
+            lines += ["", "| exchange worker's thread | CPU ms per message |", "|---|---|"]
             lines += [f"| {name} | {ms:.3f} |" for name, ms in spy["threads_ms"].items()]
     grind = result.get("callgrind")
     if grind:
@@ -279,6 +314,8 @@ def run(messages: int, grind_messages: int, out: Path, label: str, *, say=print)
         result: dict = {"label": label, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         say(f"py-spy: {messages:,} messages through one worker")
         result["py_spy"] = sample(dep, gen, messages, out, label)
+        say(f"py-spy: {messages:,} messages through one process of the honest peer")
+        result["peer"] = sample(dep, gen, messages, out, f"{label}-peer", subject="peer")
         if grind_messages:
             say(f"callgrind: {grind_messages:,} messages through one worker (slow)")
             result["callgrind"] = callgrind(dep, gen, grind_messages, out, label)

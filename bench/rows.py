@@ -16,6 +16,17 @@ def _samples(drain: dict) -> str:
     return f"; median of {len(samples)} drains: {listed} msg/s"
 
 
+def _per_message(drain: dict) -> str:
+    """What one message cost the workers and the broker in a drain, and the workers' context switches."""
+    n, cpu = drain["messages"], drain["cpu"]
+    text = f"; per message: workers {1000 * cpu['workers'] / n:.2f} ms CPU, broker {1000 * cpu['broker'] / n:.2f} ms"
+    switches = drain.get("switches")
+    if switches:
+        text += (f", the workers' threads switched {switches['voluntary'] / n:.1f} times voluntarily and "
+                 f"{switches['involuntary'] / n:.1f} times preempted")
+    return text
+
+
 def _peer_ratio(rate: float | None, peer: dict) -> tuple[str, str]:
     """The exchange against the honest peer: the median of drains paired in the same minutes, when there are pairs."""
     pairs = peer.get("pairs") or []
@@ -91,7 +102,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                     f"{batch.get('signed_bytes', 0):,} B signed), first consume → last copy and receipt confirmed; "
                     f"CPU: workers {cpu['workers'] / seconds:.2f}, broker {cpu['broker'] / seconds:.2f}, "
                     f"whole machine {cpu.get('machine', 0) / seconds:.2f} of {results['machine']['cores']} cores "
-                    f"(other work: {other_work(cpu) / seconds:.2f}){_samples(headline)}"))
+                    f"(other work: {other_work(cpu) / seconds:.2f}){_per_message(headline)}{_samples(headline)}"))
     for suffix, load in (("", "50%"), (" light", "25%")):
         latency = results.get("latency", {}).get(f"2KB-rsa-w{w}{suffix}")
         if not latency:
@@ -127,8 +138,8 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     if peer_w:
         out.append(("honest peer", f"{w} processes", rate_text(peer_w["rate"]),
                     "asynchronous pika, prefetch as the exchange's, lxml XSD, signxml verify + sign of the copy and of "
-                    f"a receipt, pipelined confirms, ack after both; CPU {1000 * peer_w['cpu']['workers'] / peer_w['messages']:.2f} "
-                    f"ms per message ({peer_w['messages']:,} messages drained)" + _samples(peer_w)))
+                    f"a receipt, pipelined confirms, ack after both; {peer_w['messages']:,} messages drained"
+                    + _per_message(peer_w) + _samples(peer_w)))
     n1 = measured(results, "naive", "2KB-rsa-p1")
     nw = measured(results, "naive", f"2KB-rsa-p{w}")
     out.append(("naive peer", "1 process", rate_text(n1), "basic_get, xmlschema, signxml verify + sign ×2, a confirm per publish"))

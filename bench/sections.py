@@ -36,7 +36,9 @@ def profile_markdown(results: dict) -> str:
             "flame graph: `bench/profile/worker.svg`). CPU per message is the worker's from /proc; py-spy's "
             "samples share it out: *stages* is the pipeline, *publishing* and *confirms* the outbound side on the "
             "I/O thread, *message log* the journal (its SQLite writer thread included), *logging* structlog, "
-            "*metrics* prometheus_client, *hand-off* the queues between threads, *broker I/O* the rest of pika.\n\n"
+            "*metrics* prometheus_client, *hand-off* the queues between threads, *broker I/O* the rest of pika. "
+            "Beside it, one process of the honest peer drained the same way (flame graph: `bench/profile/worker-peer.svg`): "
+            "its lxml and signxml work counts as its *stages*; it has no message log, logging, metrics or threads.\n\n"
             + profile.markdown(found))
 
 

@@ -274,10 +274,12 @@ class Run:
         out.mkdir(parents=True, exist_ok=True)
         self.quiet()
         result = {"py_spy": profile.sample(rsa, gen, p.profile_messages, out, "worker")}
+        self.quiet()
+        result["peer"] = profile.sample(rsa, gen, p.profile_messages, out, "worker-peer", subject="peer")
         if p.callgrind_messages:
             result["callgrind"] = profile.callgrind(rsa, gen, p.callgrind_messages, out, "worker")
         self.results["worker_profile"] = result
-        self.say("profile of one worker in the drain (bench/profile/worker.svg):\n" + profile.markdown(result))
+        self.say("profile of one worker in the drain, and of one process of the honest peer (bench/profile/worker*.svg):\n" + profile.markdown(result))
 
     def workers_sweep(self, rsa, gen: Generator) -> None:
         p = self.profile

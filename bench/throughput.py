@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import pika
 
-from bench.processes import cpu_seconds, memory_kb, rabbitmq_pid, system_busy
+from bench.processes import context_switches, cpu_seconds, memory_kb, rabbitmq_pid, system_busy
 from bench.stalls import Monitor
 from exchanger.transport.names import DEAD_LETTERS, INBOUND_EXCHANGE, INBOUND_QUEUE, INBOUND_ROUTING_KEY, mailbox_queue
 
@@ -45,6 +45,9 @@ class Drain:
     cpu: dict[str, float] = field(default_factory=dict)
     stages: dict = field(default_factory=dict)
     startup_seconds: float = 0.0
+    # The workers' context switches over the drain (every thread): voluntary (waiting for a lock, the GIL,
+    # a socket or the disk) and involuntary (preempted by the scheduler).
+    switches: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -53,6 +56,11 @@ class Drain:
 
 def _cpu(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
+
+
+def _switches(pids: list[int]) -> tuple[int, int]:
+    counts = [context_switches(pid) for pid in pids]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def _own_cpu() -> float:
@@ -88,6 +96,7 @@ def drain(deployment, batch, start_runner, *, label: str, keep: bool = False, ti
             workers = runner.worker_pids()
             cpu_workers, cpu_broker, cpu_all = _cpu(workers), _cpu([broker] if broker else []), system_busy()
             cpu_self = _own_cpu()
+            switched = _switches(workers)
             while True:
                 copies, receipts, dead = depth(mailbox_queue(DESTINATION)), depth(mailbox_queue(batch.sender)), depth(DEAD_LETTERS)
                 if copies + dead >= count and receipts >= count:
@@ -99,12 +108,13 @@ def drain(deployment, batch, start_runner, *, label: str, keep: bool = False, ti
                 time.sleep(0.05)
             last = time.perf_counter()
             workers = runner.worker_pids() or workers
+            voluntary, involuntary = (now - then for now, then in zip(_switches(workers), switched))
             result = Drain(
                 label, count, last - first, batch.document_bytes, batch.signed_bytes, preload, rejected=dead,
                 peak_rss_kb=[memory_kb(pid).get("VmHWM", 0) for pid in workers],
                 cpu={"workers": _cpu(workers) - cpu_workers, "broker": _cpu([broker] if broker else []) - cpu_broker,
                      "bench": _own_cpu() - cpu_self, "machine": system_busy() - cpu_all},
-                startup_seconds=startup,
+                startup_seconds=startup, switches={"voluntary": voluntary, "involuntary": involuntary},
             )
         if hasattr(runner, "metrics"):
             result.stages = runner.metrics()

@@ -194,6 +194,30 @@ def test_every_record_carries_the_config_version_and_the_chain(logged, exchange)
     assert [r.kind for r in records[:5]] == ["received", "routed", "delivered", "delivered", "receipt"]
 
 
+def test_a_batch_larger_than_one_statement_is_appended_whole_and_in_order(store_url):
+    # 300 records of 12 columns are more parameters than one INSERT may bind (999), so several statements.
+    events = [
+        Event.of(RECEIPT if i % 3 == 0 else RECEIVED, sender="ent-a", message_id=f"M-{i // 6}",
+                 original=f"original {i}".encode() if i % 2 else None,
+                 receipt=f"receipt {i}".encode() if i % 3 == 0 else None)
+        for i in range(300)
+    ]
+    store = open_store(store_url)
+    try:
+        written = store.append(events)
+        records = list(store.records())
+        assert [r.seq for r in written] == [r.seq for r in records] == list(range(1, 301))
+        assert [r.message_id for r in records] == [e.message_id for e in events]
+        assert all(b.prev == a.hash for a, b in zip(records, records[1:]))
+        assert store.head() == (300, records[-1].hash)
+        assert store.original(2) == b"original 1" and store.original(1) is None and store.original(300) == b"original 299"
+        # Two receipts of one message in the same batch (i = 0 and 3 for M-0): the first stays the original.
+        assert store.accepted_receipt("ent-a", "M-0") == b"receipt 0"
+        assert store.accepted_receipt("ent-a", "M-49") == b"receipt 294"
+    finally:
+        store.close()
+
+
 def test_an_edited_record_is_named(logged):
     url, config_path, _ = logged
     # Someone with database access hides the copy shared with inspection.

@@ -19,6 +19,8 @@ SCHEMA_VERSION = "1"
 _RECORD_COLUMNS = ("seq", *COLUMNS, "prev", "hash")
 _row = attrgetter(*_RECORD_COLUMNS)  # a record's values in column order
 _SELECT = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM journal_records"
+# Bound parameters in one INSERT: SQLite before 3.32 allows 999 (PostgreSQL 65,535).
+MAX_PARAMETERS = 999
 
 
 class StoreError(ExchangerError):
@@ -200,32 +202,38 @@ class Store:
         records = extend(int(head_seq), head_hash, prepared)
         if not records:
             return records
-        placeholders = ", ".join("?" for _ in _RECORD_COLUMNS)
-        connection.cursor().executemany(
-            self._sql(f"INSERT INTO journal_records ({', '.join(_RECORD_COLUMNS)}) VALUES ({placeholders})"),
-            [_row(r) for r in records],
-        )
+        self._insert(connection, "journal_records", _RECORD_COLUMNS, [_row(r) for r in records])
         originals = [(r.seq, r.original) for r in records if r.original is not None]
-        if originals:
-            connection.cursor().executemany(self._sql("INSERT INTO journal_originals (seq, body) VALUES (?, ?)"), originals)
+        self._insert(connection, "journal_originals", ("seq", "body"), originals)
         accepted = [
             (r.sender, r.message_id, r.seq, r.receipt)
             for r in records
             if r.receipt is not None and r.sender and r.message_id
         ]
-        if accepted:
-            # The first accepted receipt stays the original; a later one (another instance that forwarded
-            # the same message meanwhile) is in the chain but does not replace it.
-            connection.cursor().executemany(
-                self._sql(
-                    "INSERT INTO journal_accepted (sender, message_id, seq, receipt) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (sender, message_id) DO NOTHING"
-                ),
-                accepted,
-            )
+        # The first accepted receipt stays the original; a later one (another instance that forwarded
+        # the same message meanwhile) is in the chain but does not replace it.
+        self._insert(connection, "journal_accepted", ("sender", "message_id", "seq", "receipt"), accepted,
+                     "ON CONFLICT (sender, message_id) DO NOTHING")
         last = records[-1]
         connection.execute(self._sql("UPDATE journal_head SET seq = ?, hash = ? WHERE id = 1"), (last.seq, last.hash))
         return records
+
+    def _insert(self, connection, table: str, columns: Sequence[str], rows: Sequence[tuple], suffix: str = "") -> None:
+        """Insert rows with one statement per chunk rather than one per row.
+
+        Each statement the driver runs lets go of the interpreter and must take it back: on a worker
+        whose compute thread is busy, every row inserted on its own meant another wait for the GIL
+        and another context switch for both threads.
+        """
+        per_statement = max(1, MAX_PARAMETERS // len(columns))
+        row_text = f"({', '.join('?' for _ in columns)})"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            values = ", ".join(row_text for _ in chunk)
+            connection.execute(
+                self._sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} {suffix}".rstrip()),
+                [value for row in chunk for value in row],
+            )
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store a signed checkpoint."""
