@@ -2,8 +2,8 @@
 
 ``python -m bench.profile [--messages N] [--callgrind M] [--out DIR] [--label NAME]`` (or ``bin/bench
 --profile``) drains N preloaded 2 KB RSA declarations through one worker (`exchanger run --workers 1`:
-the daemon process is the worker) while py-spy samples it, then as many through one process of the
-honest peer (bench/peer.py) the same way, and writes:
+the daemon process is the worker) while py-spy samples it, and as many through one process of the
+honest peer (bench/peer.py) the same way, in alternated runs pooled, and writes:
 
 - ``DIR/NAME.svg`` and ``DIR/NAME-peer.svg``: the flame graphs of the worker's threads and of the peer;
 - ``DIR/NAME.txt``: the samples by category (stages, publishing, confirms, message log, logging,
@@ -145,7 +145,7 @@ SUBJECTS = {"exchange": _exchange_worker, "peer": _honest_peer}
 
 
 def sample(dep, gen: Generator, messages: int, out: Path, label: str, rate: int = 100, *,
-           subject: str = "exchange") -> dict:
+           subject: str = "exchange", graph: bool = True) -> dict:
     """Drain ``messages`` through one worker (or one peer process) under py-spy; the flame graph, samples by category."""
     batch = gen.batch(SIZES["2KB"], messages)
     dep.purge(batch.sender, DESTINATION)
@@ -159,7 +159,7 @@ def sample(dep, gen: Generator, messages: int, out: Path, label: str, rate: int 
         pid = daemon.worker_pids()[0]
         before = cpu_seconds(pid)
         started = time.perf_counter()
-        for fmt, path in (("raw", raw), ("flamegraph", svg)):  # py-spy writes one format a run
+        for fmt, path in (("raw", raw), ("flamegraph", svg))[:2 if graph else 1]:  # py-spy writes one format a run
             spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", str(rate), "--threads",
                                            "--nonblocking", "--format", fmt, "--output", str(path)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -184,6 +184,44 @@ def sample(dep, gen: Generator, messages: int, out: Path, label: str, rate: int 
         "samples": total, "waiting_samples": waiting,
         "categories_ms": {k: ms * v / total for k, v in by_category.most_common()} if total else {},
         "threads_ms": {k: ms * v / total for k, v in by_thread.most_common()} if total else {},
+    }
+
+
+def side_by_side(dep, gen: Generator, messages: int, out: Path, label: str, *, rounds: int = 2, before=None) -> dict:
+    """One worker and one process of the honest peer, ``messages`` each, in alternated runs (A B B A…), pooled.
+
+    The machine's speed drifts from one minute to the next; alternating the two and pooling their runs
+    lets the drift fall on both alike. The first run of each writes its flame graph.
+    """
+    runs: dict[str, list[dict]] = {"exchange": [], "peer": []}
+    per_run = max(1, messages // rounds)
+    for index in range(rounds):
+        order = ("exchange", "peer") if index % 2 == 0 else ("peer", "exchange")
+        for subject in order:
+            if before is not None:
+                before()
+            name = label if subject == "exchange" else f"{label}-peer"
+            runs[subject].append(sample(dep, gen, per_run, out, name, subject=subject, graph=not runs[subject]))
+    return {"py_spy": pooled(runs["exchange"]), "peer": pooled(runs["peer"])}
+
+
+def pooled(runs: list[dict]) -> dict:
+    """Several runs of ``sample`` as one: CPU per message and its shares weighted by each run's messages."""
+    messages = sum(run["messages"] for run in runs)
+
+    def weighted(key: str) -> dict[str, float]:
+        names = dict.fromkeys(name for run in runs for name in run[key])
+        totals = {name: sum(run[key].get(name, 0.0) * run["messages"] for run in runs) / messages for name in names}
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    seconds = sum(run["seconds"] for run in runs)
+    return {
+        "messages": messages, "seconds": seconds, "rate": messages / seconds,
+        "cpu_ms_per_message": sum(run["cpu_ms_per_message"] * run["messages"] for run in runs) / messages,
+        "samples": sum(run["samples"] for run in runs), "waiting_samples": sum(run["waiting_samples"] for run in runs),
+        "categories_ms": weighted("categories_ms"), "threads_ms": weighted("threads_ms"),
+        "runs": [{"messages": run["messages"], "rate": run["rate"], "cpu_ms_per_message": run["cpu_ms_per_message"]}
+                 for run in runs],
     }
 
 
@@ -266,6 +304,13 @@ def _resolve(text: str, names: dict[str, str]) -> str:
     return names.get(key, name)
 
 
+def _runs_text(pooled_result: dict) -> str:
+    runs = pooled_result.get("runs") or []
+    if len(runs) < 2:
+        return ""
+    return " in runs of " + ", ".join(f"{run['cpu_ms_per_message']:.2f}" for run in runs) + " ms per message"
+
+
 def markdown(result: dict) -> str:
     """The profile as tables: CPU ms per message by category (beside the honest peer's), and instructions per message."""
     lines = []
@@ -273,11 +318,12 @@ def markdown(result: dict) -> str:
     if spy:
         total = spy["cpu_ms_per_message"]
         lines += [f"Worker CPU {total:.2f} ms per message ({spy['messages']:,} messages through one "
-                  f"worker at {spy['rate']:,.0f} msg/s; {spy['samples']:,} py-spy samples of work shared out by category, "
-                  "samples of waiting threads left out)"]
+                  f"worker at {spy['rate']:,.0f} msg/s{_runs_text(spy)}; {spy['samples']:,} py-spy samples of work shared out "
+                  "by category, samples of waiting threads left out)"]
         if rival:
-            lines[-1] += (f"; the honest peer, one process, drained as many the same way: {rival['cpu_ms_per_message']:.2f} ms "
-                          f"per message at {rival['rate']:,.0f} msg/s ({rival['samples']:,} samples)")
+            lines[-1] += (f"; the honest peer, one process, drained as many the same way, its runs alternated with the "
+                          f"worker's: {rival['cpu_ms_per_message']:.2f} ms per message at {rival['rate']:,.0f} msg/s"
+                          f"{_runs_text(rival)} ({rival['samples']:,} samples)")
         lines[-1] += ":"
         lines.append("")
         if rival:
@@ -312,10 +358,8 @@ def run(messages: int, grind_messages: int, out: Path, label: str, *, say=print)
     try:
         gen = Generator(dep.keys_dir, tag)
         result: dict = {"label": label, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-        say(f"py-spy: {messages:,} messages through one worker")
-        result["py_spy"] = sample(dep, gen, messages, out, label)
-        say(f"py-spy: {messages:,} messages through one process of the honest peer")
-        result["peer"] = sample(dep, gen, messages, out, f"{label}-peer", subject="peer")
+        say(f"py-spy: {messages:,} messages through one worker and as many through one process of the honest peer")
+        result.update(side_by_side(dep, gen, messages, out, label))
         if grind_messages:
             say(f"callgrind: {grind_messages:,} messages through one worker (slow)")
             result["callgrind"] = callgrind(dep, gen, grind_messages, out, label)

@@ -272,10 +272,7 @@ class Run:
         p = self.profile
         out = self.out_dir / "profile"
         out.mkdir(parents=True, exist_ok=True)
-        self.quiet()
-        result = {"py_spy": profile.sample(rsa, gen, p.profile_messages, out, "worker")}
-        self.quiet()
-        result["peer"] = profile.sample(rsa, gen, p.profile_messages, out, "worker-peer", subject="peer")
+        result = profile.side_by_side(rsa, gen, p.profile_messages, out, "worker", before=self.quiet)
         if p.callgrind_messages:
             result["callgrind"] = profile.callgrind(rsa, gen, p.callgrind_messages, out, "worker")
         self.results["worker_profile"] = result
