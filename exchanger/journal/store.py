@@ -219,11 +219,11 @@ class Store:
         return records
 
     def _insert(self, connection, table: str, columns: Sequence[str], rows: Sequence[tuple], suffix: str = "") -> None:
-        """Insert rows with one statement per chunk rather than one per row.
+        """Insert rows with one statement per chunk of rows, not one execution per row.
 
-        Each statement the driver runs lets go of the interpreter and must take it back: on a worker
-        whose compute thread is busy, every row inserted on its own meant another wait for the GIL
-        and another context switch for both threads.
+        Each execution lets go of the interpreter and must take it back (``executemany`` executes once
+        per row): on a worker whose compute thread is busy, every row inserted on its own meant
+        another wait for the GIL and another context switch for both threads.
         """
         per_statement = max(1, MAX_PARAMETERS // len(columns))
         row_text = f"({', '.join('?' for _ in columns)})"
