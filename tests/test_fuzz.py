@@ -75,6 +75,7 @@ from exchanger.participants import Participant
 from exchanger.pipeline import build_pipeline
 from exchanger.pipeline.disposition import ACCEPTED, REJECTED, Disposition, Publication
 from exchanger.pipeline.runner import HEADER
+from exchanger.pipeline.stages.deduplicate import DUPLICATE
 from exchanger.platform_documents import NS, read_exchange_message
 from exchanger.transport.dead_letters import BROKER_DEATH_HEADERS, DEAD_LETTER_ID, REPLAY_USER, REPLAYS, DeadLetter, storable
 from exchanger.transport.names import (
@@ -651,7 +652,6 @@ class Publishers:
 
 
 E2E_OUTCOME_SECONDS = 30.0
-DUPLICATE = "duplicate"  # an accepted document sent again: its original receipt, no copies
 
 
 def _e2e_inputs(samples: list[SignedSample], users: list[str]) -> st.SearchStrategy:
