@@ -265,3 +265,19 @@ def test_the_delivery_count_is_believed_only_from_the_broker(headers, redelivere
     from exchanger.worker import delivery_count
 
     assert delivery_count(Inbound(b"", headers=headers, redelivered=redelivered)) == expected
+
+
+def test_a_publication_carries_only_ids_an_amqp_property_can_hold():
+    import pika
+
+    from exchanger.pipeline.disposition import Publication
+
+    # A MessageId quoted from a document may be longer than a short string's 255 bytes (here by one
+    # byte, and in characters of two and three bytes): the properties must still encode.
+    publication = Publication("exchanger.mailbox", "customs", b"<x/>", message_id="é" * 200,
+                              correlation_id="R" * 256, type="报关单" * 100)
+    properties = pika.BasicProperties(message_id=publication.message_id, correlation_id=publication.correlation_id,
+                                      type=publication.type)
+    properties.encode()
+    assert publication.correlation_id == "R" * 255
+    assert publication.message_id == "é" * 127 and publication.type == "报关单" * 28 + "报"

@@ -8,6 +8,14 @@ from exchanger.outcome import Reason
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
+SHORT_STRING_BYTES = 255  # AMQP's short strings (message_id, correlation_id, type): at most 255 bytes
+
+
+def short_string(text: str | None) -> str | None:
+    """Text cut to fit an AMQP short string: at most 255 bytes of UTF-8, no character split."""
+    if text is None or len(text) * 4 <= SHORT_STRING_BYTES:
+        return text
+    return text.encode("utf-8")[:SHORT_STRING_BYTES].decode("utf-8", "ignore")
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,12 @@ class Publication:
     type: str | None = None
     headers: dict = field(default_factory=dict)
     content_type: str = "application/xml"
+
+    def __post_init__(self) -> None:
+        # Ids quoted from a document (the correlation id answers the sender's MessageId) may be longer
+        # than a property can carry: cut here, so no publication fails to encode at the broker.
+        for name in ("message_id", "correlation_id", "type"):
+            object.__setattr__(self, name, short_string(getattr(self, name)))
 
 
 @dataclass(frozen=True)
